@@ -1,0 +1,129 @@
+"""Turning the caller's tables and rows into one numpy array per feature.
+
+The drift core accepts a pandas DataFrame, a pyarrow Table, a mapping of array-likes or a
+single row (a mapping of scalars). It recognises them by duck typing, so it never imports
+pandas or pyarrow itself and stays usable with neither installed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from driftloop.drift.errors import DriftInputError
+
+Kind = Literal["numeric", "categorical"]
+Table = Any  # pandas.DataFrame | pyarrow.Table | Mapping[str, array-like | scalar]
+
+_ARROW_NUMERIC_PREFIXES = ("int", "uint", "float", "double", "halffloat", "decimal")
+
+
+def column_names(table: Table) -> list[str]:
+    """The column names of a DataFrame, an Arrow table or a mapping, in order."""
+    if hasattr(table, "column_names"):  # pyarrow.Table
+        return [str(name) for name in table.column_names]
+    if hasattr(table, "columns") and hasattr(table, "iloc"):  # pandas.DataFrame
+        return [str(name) for name in table.columns]
+    if isinstance(table, Mapping):
+        return [str(name) for name in table]
+    raise DriftInputError(
+        f"expected a pandas DataFrame, a pyarrow Table or a mapping of columns, "
+        f"got {type(table).__name__}"
+    )
+
+
+def get_column(table: Table, name: str) -> Any:
+    """The raw column ``name`` of ``table`` (a Series, an Arrow array, a list or a scalar)."""
+    if hasattr(table, "column_names"):
+        return table.column(name)
+    return table[name]
+
+
+def is_row(table: Table) -> bool:
+    """True when ``table`` is a single row: a mapping whose values are all scalars."""
+    if not isinstance(table, Mapping) or hasattr(table, "iloc"):
+        return False
+    return all(np.ndim(value) == 0 for value in table.values())
+
+
+def infer_kind(column: Any) -> Kind:
+    """Numeric for integer and float columns; categorical for bool, string and category.
+
+    Object columns are numeric only when every present value is a real number
+    (``bool`` excluded), so a list like ``[1, 2.5, None]`` is numeric.
+    """
+    dtype = getattr(column, "dtype", None)
+    if dtype is not None and hasattr(column, "iloc"):  # pandas Series
+        if hasattr(dtype, "categories"):
+            return "categorical"
+        kind = getattr(dtype, "kind", "O")
+        return "numeric" if kind in "iuf" else "categorical"
+    arrow_type = getattr(column, "type", None)
+    if arrow_type is not None and hasattr(column, "to_pylist"):  # pyarrow array
+        name = str(arrow_type)
+        return "numeric" if name.startswith(_ARROW_NUMERIC_PREFIXES) else "categorical"
+    array = np.asarray(column)
+    if array.dtype.kind in "iuf":
+        return "numeric"
+    if array.dtype.kind == "O":
+        present = [v for v in array.ravel().tolist() if not is_missing(v)]
+        if present and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in present
+        ):
+            return "numeric"
+    return "categorical"
+
+
+def is_missing(value: object) -> bool:
+    """None, NaN, ±inf, pandas NA and NaT count as missing."""
+    if value is None:
+        return True
+    if isinstance(value, float | np.floating):
+        return not math.isfinite(value)
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def numeric_values(column: Any, feature: str) -> npt.NDArray[np.float64]:
+    """``column`` as float64, missing values as NaN; a clear error for non-numbers."""
+    try:
+        if hasattr(column, "iloc"):  # pandas Series, including nullable dtypes
+            return np.asarray(column.to_numpy(dtype="float64", na_value=np.nan))
+        if hasattr(column, "to_pylist"):  # pyarrow: nulls become None, then NaN
+            column = column.to_pylist()
+        array = np.asarray(column)
+        if array.dtype.kind == "O":
+            array = np.array([np.nan if is_missing(v) else v for v in array.ravel()])
+        if array.dtype.kind not in "biuf":
+            raise TypeError(array.dtype)
+        return np.asarray(array, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        sample = _first_non_number(column)
+        raise DriftInputError(
+            f"expected numbers, got {sample!r}; declare the feature categorical "
+            f"if its values are labels",
+            feature=feature,
+        ) from exc
+
+
+def categorical_values(column: Any) -> npt.NDArray[Any]:
+    """``column`` as a 1-d numpy array of labels (object or string dtype)."""
+    if hasattr(column, "iloc"):
+        return np.asarray(column.to_numpy(dtype=object))
+    if hasattr(column, "to_pylist"):
+        return np.array(column.to_pylist(), dtype=object)
+    array = np.asarray(column)
+    return array.ravel() if array.ndim else array.reshape(1)
+
+
+def _first_non_number(column: Any) -> object:
+    values = column.to_pylist() if hasattr(column, "to_pylist") else list(np.ravel(column))
+    for value in values:
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return value
+    return values[0] if values else None

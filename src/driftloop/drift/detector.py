@@ -1,0 +1,504 @@
+"""DriftDetector: live inputs and outputs against a reference, over a sliding window.
+
+>>> import numpy as np
+>>> from driftloop.drift import DriftDetector
+>>> rng = np.random.default_rng(0)
+>>> reference = {"x": rng.normal(size=2000), "colour": rng.choice(["red", "blue"], 2000)}
+>>> det = DriftDetector.from_reference(reference, window=1000, panes=2)
+>>> alarms = det.observe({"x": rng.normal(1.0, 1.0, 1000), "colour": ["red"] * 1000})
+>>> rep = det.report()
+>>> rep.window_size, rep.features["x"].drifted, rep.features["colour"].drifted
+(1000, True, True)
+>>> det.observe({"x": 0.3, "colour": "blue"})   # one row works too
+[]
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from driftloop.drift import codec
+from driftloop.drift.columns import Table, column_names, get_column, infer_kind, is_row
+from driftloop.drift.errors import DriftFormatError, DriftInputError, IncompatibleDetectorError
+from driftloop.drift.policy import AlarmState, DriftEvent, DriftPolicy
+from driftloop.drift.profile import (
+    CategoricalProfile,
+    FeatureProfile,
+    NumericProfile,
+    fingerprint,
+)
+from driftloop.drift.report import DriftReport, FeatureDrift
+from driftloop.drift.stats import (
+    chi2_homogeneity,
+    chi2_pvalues,
+    js_distance,
+    ks_pvalues,
+    ks_statistic,
+    psi,
+    total_variation,
+)
+from driftloop.drift.window import OpenPane, Pane, PaneWindow
+
+OUTPUT = "output"
+#: Default window: 5000 events in 2 panes of 2500. Two panes rather than ten because an
+#: alarm needs the window to be mostly shifted: with ten 500-event panes a 0.25 sd shift
+#: took ~4 panes to show, with two it alarms at the second (benchmarks/drift_bench.py).
+DEFAULT_WINDOW = 5000
+DEFAULT_PANES = 2
+
+
+class DriftDetector:
+    """Streaming drift detection for a fixed set of features and, optionally, the output.
+
+    Build one with :meth:`from_reference`. Feed it with :meth:`observe`; every time a pane
+    closes the window is evaluated against the :class:`DriftPolicy`, and ``observe``
+    returns the :class:`DriftEvent` alarms raised. :meth:`report` evaluates on demand.
+    """
+
+    def __init__(
+        self,
+        features: Sequence[FeatureProfile],
+        *,
+        output: FeatureProfile | None = None,
+        window: int = DEFAULT_WINDOW,
+        panes: int = DEFAULT_PANES,
+        pane_seconds: float | None = None,
+        policy: DriftPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not features:
+            raise DriftInputError("the reference has no features")
+        if panes < 1:
+            raise ValueError(f"panes must be >= 1, got {panes}")
+        if pane_seconds is None and window < panes:
+            raise ValueError(f"window ({window}) must be at least panes ({panes})")
+        if pane_seconds is not None and not pane_seconds > 0:
+            raise ValueError(f"pane_seconds must be > 0, got {pane_seconds}")
+        self._features = list(features)
+        self._output = output
+        self.window = window
+        self.panes = panes
+        self.pane_seconds = pane_seconds
+        self.pane_size = window // panes
+        self.policy = policy or DriftPolicy()
+        self.clock = clock
+        self.events_seen = 0
+        self.last_report: DriftReport | None = None
+        self._alarm = AlarmState()
+        self._first_pane: int | None = None
+        self._reset_window()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_reference(
+        cls,
+        reference: Table,
+        *,
+        output: Any = None,
+        categorical: Sequence[str] = (),
+        numeric: Sequence[str] = (),
+        features: Sequence[str] | None = None,
+        psi_bins: int = 10,
+        window: int = DEFAULT_WINDOW,
+        panes: int = DEFAULT_PANES,
+        pane_seconds: float | None = None,
+        policy: DriftPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> DriftDetector:
+        """A detector for the columns of ``reference`` (DataFrame, Arrow table or mapping).
+
+        Kinds are inferred (bool, string and category columns are categorical) unless
+        named in ``categorical`` / ``numeric``. ``output`` holds the model's outputs on
+        the reference rows, when the output is to be monitored too.
+        """
+        names = list(features) if features is not None else column_names(reference)
+        known = set(column_names(reference))
+        for name in [*names, *categorical, *numeric]:
+            if name not in known:
+                raise DriftInputError("not a column of the reference", feature=name)
+        both = set(categorical) & set(numeric)
+        if both:
+            raise DriftInputError("declared both categorical and numeric", feature=min(both))
+        if psi_bins < 2:
+            raise ValueError(f"psi_bins must be >= 2, got {psi_bins}")
+        kinds = {n: "categorical" for n in categorical} | {n: "numeric" for n in numeric}
+        profiles = [
+            _build_profile(n, get_column(reference, n), kinds.get(n), psi_bins) for n in names
+        ]
+        output_profile = None if output is None else _build_profile(OUTPUT, output, None, psi_bins)
+        return cls(
+            profiles,
+            output=output_profile,
+            window=window,
+            panes=panes,
+            pane_seconds=pane_seconds,
+            policy=policy,
+            clock=clock,
+        )
+
+    def reset_reference(self, reference: Table, output: Any = None) -> None:
+        """Swap in a new reference (say, a new champion's training data) and clear the window.
+
+        Features keep their names and kinds; the window restarts empty because counts
+        against the old reference's slots mean nothing against the new one.
+        """
+        psi_bins = next(
+            (p.psi_bins for p in self._columns if isinstance(p, NumericProfile)), 10
+        )
+        if output is None and self._output is not None:
+            raise DriftInputError("this detector monitors the output: pass the new reference's "
+                                  "outputs too", feature=OUTPUT)
+        self._features = [
+            _build_profile(p.name, _column_of(reference, p.name), p.kind, psi_bins)
+            for p in self._features
+        ]
+        if self._output is not None:
+            self._output = _build_profile(OUTPUT, output, self._output.kind, psi_bins)
+        self._alarm = AlarmState()
+        self.last_report = None
+        self._first_pane = None
+        self._reset_window()
+
+    def _reset_window(self) -> None:
+        self._columns: list[FeatureProfile] = [*self._features]
+        if self._output is not None:
+            self._columns.append(self._output)
+        self._labels = [tuple(p.bin_labels()) for p in self._columns]
+        self.fingerprint = fingerprint(self._columns)
+        self._window = PaneWindow([p.n_slots for p in self._columns], self.panes)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [p.name for p in self._features]
+
+    @property
+    def profiles(self) -> list[FeatureProfile]:
+        """The reference profiles, features first and then the output if monitored."""
+        return list(self._columns)
+
+    # ------------------------------------------------------------------ observing
+    def observe(
+        self, features: Table, output: Any = None, *, timestamp: float | None = None
+    ) -> list[DriftEvent]:
+        """Add one row (a mapping of scalars) or a batch; return the alarms it raised.
+
+        Every monitored feature must be present and no other; values that are NaN, ±inf
+        or None are counted as missing. With time-based panes every row of the call
+        belongs to ``timestamp`` (default: the clock).
+        """
+        codes = self._encode(features, output)
+        n = codes.shape[1]
+        self.events_seen += n
+        if self.pane_seconds is not None:
+            events = self._advance_to(self._pane_id_at(timestamp))
+            self._window.open.add(codes)
+            return events
+        events: list[DriftEvent] = []
+        start = 0
+        while start < n:
+            room = self.pane_size - self._window.open.events
+            if room > 0:
+                take = min(room, n - start)
+                self._window.open.add(codes[:, start : start + take])
+                start += take
+            if self._window.open.events >= self.pane_size:
+                events.extend(self._close_pane(self._window.open.id + 1))
+        return events
+
+    def tick(self, now: float | None = None) -> list[DriftEvent]:
+        """Close the open pane when its time is up (time-based panes); a no-op otherwise."""
+        if self.pane_seconds is None:
+            return []
+        return self._advance_to(self._pane_id_at(now))
+
+    def _pane_id_at(self, timestamp: float | None) -> int:
+        assert self.pane_seconds is not None
+        moment = self.clock() if timestamp is None else float(timestamp)
+        if not math.isfinite(moment):
+            raise DriftInputError(f"timestamp must be a finite number, got {timestamp!r}")
+        return math.floor(moment / self.pane_seconds)
+
+    def _advance_to(self, pane_id: int) -> list[DriftEvent]:
+        window = self._window
+        if self._first_pane is None:
+            self._first_pane = window.open.id = pane_id
+            return []
+        if pane_id <= window.open.id:
+            return []  # same pane, or a late event: it counts in the open pane
+        return self._close_pane(pane_id)
+
+    def _close_pane(self, next_id: int) -> list[DriftEvent]:
+        pane = self._window.close_open(next_id)
+        if self._first_pane is None:
+            self._first_pane = pane.id
+        report = self._evaluate(pane.id)
+        if self._alarm.update(report.drifted, self.policy.consecutive):
+            return [DriftEvent(report, self.events_seen)]
+        return []
+
+    def _encode(self, features: Table, output: Any) -> npt.NDArray[np.int32]:
+        row = is_row(features)
+        given = column_names(features)
+        expected = self.feature_names
+        if given != expected:
+            unknown = [g for g in given if g not in set(expected)]
+            if unknown:
+                raise DriftInputError("unknown feature: not in the reference", feature=unknown[0])
+            missing = [e for e in expected if e not in set(given)]
+            if missing:
+                raise DriftInputError("missing from the observation", feature=missing[0])
+        columns = [get_column(features, name) for name in expected]
+        if self._output is not None:
+            if output is None:
+                raise DriftInputError("this detector monitors the model output: pass output=",
+                                      feature=OUTPUT)
+            columns.append(output)
+        elif output is not None:
+            raise DriftInputError("no output reference was given to from_reference(output=...)",
+                                  feature=OUTPUT)
+        if row:
+            columns = [[value] for value in columns]
+        encoded = [p.encode(c) for p, c in zip(self._columns, columns, strict=True)]
+        lengths = {e.size for e in encoded}
+        if len(lengths) > 1:
+            first = encoded[0].size
+            odd = next(p.name for p, e in zip(self._columns, encoded, strict=True)
+                       if e.size != first)
+            raise DriftInputError(f"has {len(encoded[self._columns.index(next(p for p in self._columns if p.name == odd))])} "
+                                  f"values where {self._columns[0].name!r} has {first}",
+                                  feature=odd)
+        return np.stack(encoded)
+
+    # ------------------------------------------------------------------ evaluating
+    def report(self) -> DriftReport:
+        """Evaluate the window now (closed panes only) without touching the alarm state."""
+        return self._judge(self._window.newest_id)
+
+    def _evaluate(self, pane_id: int) -> DriftReport:
+        self.last_report = self._judge(pane_id)
+        return self.last_report
+
+    def _window_fill(self) -> float:
+        window = self._window
+        if self.pane_seconds is None:
+            return min(1.0, window.events / (self.pane_size * self.panes))
+        if window.newest_id is None or self._first_pane is None:
+            return 0.0
+        return min(1.0, (window.newest_id - self._first_pane + 1) / self.panes)
+
+    def _judge(self, pane_id: int | None) -> DriftReport:
+        fill = self._window_fill()
+        columns = self.policy.judge(self._statistics(), fill)
+        features = columns[: len(self._features)]
+        output = columns[-1] if self._output is not None else None
+        drifted_names = tuple(f.name for f in features if f.drifted)
+        return DriftReport(
+            features={f.name: f for f in features},
+            output=output,
+            window_size=self._window.events,
+            window_fill=fill,
+            pane_id=pane_id,
+            evaluated_at=self.clock(),
+            drifted=self.policy.dataset_drifted(features, output),
+            drifted_features=drifted_names,
+        )
+
+    def _statistics(self) -> list[FeatureDrift]:
+        window = self._window
+        rows: list[dict[str, Any]] = []
+        ks_rows: list[int] = []
+        chi_rows: list[int] = []
+        for i, (profile, total) in enumerate(zip(self._columns, window.totals, strict=True)):
+            occupied = np.flatnonzero(total)
+            counts = total[occupied]
+            m = int(counts.sum())
+            row: dict[str, Any] = {"name": profile.name, "kind": profile.kind, "count": m,
+                                   "missing": int(window.missing[i]), "bins": self._labels[i],
+                                   "reference_histogram": tuple(profile.reference_bins.tolist())}
+            rows.append(row)
+            if m == 0:
+                continue
+            if isinstance(profile, NumericProfile):
+                row["ks_statistic"] = ks_statistic(profile.reference_cdf, occupied, counts, m)
+                current = np.bincount(profile.slot_bins[occupied], weights=counts,
+                                      minlength=profile.n_bins).astype(np.int64)
+                ks_rows.append(i)
+            else:
+                current = total
+                row["chi2_statistic"], row["_dof"] = chi2_homogeneity(profile.reference_bins, total)
+                chi_rows.append(i)
+            row["current_histogram"] = tuple(current.tolist())
+            row["psi"] = psi(profile.reference_bins, current)
+            row["js_distance"] = js_distance(profile.reference_bins, current)
+            row["total_variation"] = total_variation(profile.reference_bins, current)
+        if ks_rows:
+            pvalues = ks_pvalues(
+                np.array([rows[i]["ks_statistic"] for i in ks_rows]),
+                np.array([self._columns[i].n for i in ks_rows]),
+                np.array([rows[i]["count"] for i in ks_rows]),
+            )
+            for i, p in zip(ks_rows, pvalues.tolist(), strict=True):
+                rows[i]["ks_pvalue"] = p
+        if chi_rows:
+            pvalues = chi2_pvalues(
+                np.array([rows[i]["chi2_statistic"] for i in chi_rows]),
+                np.array([rows[i].pop("_dof") for i in chi_rows]),
+            )
+            for i, p in zip(chi_rows, pvalues.tolist(), strict=True):
+                rows[i]["chi2_pvalue"] = p
+        return [FeatureDrift(**row) for row in rows]
+
+    # ------------------------------------------------------------------ replicas
+    def merge(self, other: DriftDetector) -> DriftDetector:
+        """Add ``other``'s counts to this detector, exactly, pane by pane; returns ``self``.
+
+        Panes are matched by id: the time bucket for time-based panes (what replicas
+        share), the pane sequence number for count-based ones. Both detectors must have
+        the same reference and window settings.
+        """
+        if not isinstance(other, DriftDetector):
+            raise IncompatibleDetectorError(f"cannot merge a {type(other).__name__}")
+        if other.fingerprint != self.fingerprint:
+            raise IncompatibleDetectorError("cannot merge detectors built on different references")
+        mine = (self.window, self.panes, self.pane_seconds)
+        theirs = (other.window, other.panes, other.pane_seconds)
+        if mine != theirs:
+            raise IncompatibleDetectorError(
+                f"cannot merge detectors with different windows (window, panes, pane_seconds): "
+                f"{mine} vs {theirs}"
+            )
+        window = self._window
+        for pane in other._window.closed:
+            window.insert(pane)
+        if window.newest_id is not None:
+            window.evict_before(window.newest_id - self.panes + 1)
+        if other._window.open.events:
+            window.open.add(other._window.open.codes)
+            window.open.id = max(window.open.id, other._window.open.id)
+        firsts = [f for f in (self._first_pane, other._first_pane) if f is not None]
+        self._first_pane = min(firsts) if firsts else None
+        self.events_seen += other.events_seen
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def to_bytes(self) -> bytes:
+        """The whole state — reference, window, alarm streak — in the format of
+        :mod:`driftloop.drift.codec`. ``from_bytes`` restores an equal detector."""
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        columns: list[dict[str, Any]] = []
+        for j, p in enumerate(self._columns):
+            arrays[f"c{j}.counts"] = p.counts
+            if isinstance(p, NumericProfile):
+                arrays[f"c{j}.values"] = p.values
+                columns.append({"name": p.name, "kind": p.kind, "missing": p.missing,
+                                "psi_bins": p.psi_bins})
+            else:
+                columns.append({"name": p.name, "kind": p.kind, "missing": p.missing,
+                                "categories": p.categories})
+        panes = []
+        for k, pane in enumerate(self._window.closed):
+            panes.append({"id": pane.id, "events": pane.events})
+            arrays[f"p{k}.missing"] = pane.missing
+            for j, (slots, counts) in enumerate(zip(pane.slots, pane.counts, strict=True)):
+                arrays[f"p{k}.{j}.slots"] = slots
+                arrays[f"p{k}.{j}.counts"] = counts
+        arrays["open.codes"] = self._window.open.codes
+        state = {
+            "columns": columns,
+            "has_output": self._output is not None,
+            "window": self.window,
+            "panes": self.panes,
+            "pane_seconds": self.pane_seconds,
+            "policy": self.policy.to_dict(),
+            "alarm": {"streak": self._alarm.streak, "fired": self._alarm.fired},
+            "events_seen": self.events_seen,
+            "first_pane": self._first_pane,
+            "closed": panes,
+            "open_id": self._window.open.id,
+        }
+        return codec.pack(state, arrays)
+
+    @classmethod
+    def from_bytes(
+        cls,
+        data: bytes,
+        *,
+        policy: DriftPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> DriftDetector:
+        """Restore a detector from :meth:`to_bytes`; ``policy`` overrides the stored one."""
+        state, arrays = codec.unpack(data)
+        try:
+            return cls._from_state(state, arrays, policy, clock)
+        except DriftFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise DriftFormatError(f"detector state is inconsistent: {exc!r}") from exc
+
+    @classmethod
+    def _from_state(
+        cls,
+        state: dict[str, Any],
+        arrays: dict[str, npt.NDArray[Any]],
+        policy: DriftPolicy | None,
+        clock: Callable[[], float],
+    ) -> DriftDetector:
+        profiles: list[FeatureProfile] = []
+        for j, col in enumerate(state["columns"]):
+            counts = arrays[f"c{j}.counts"]
+            if col["kind"] == "numeric":
+                values = arrays[f"c{j}.values"]
+                if values.size < 2 or values.size != counts.size or np.any(np.diff(values) <= 0):
+                    raise DriftFormatError(f"column {col['name']!r}: reference values are invalid")
+                profiles.append(NumericProfile(col["name"], values, counts, int(col["missing"]),
+                                               int(col["psi_bins"])))
+            else:
+                if len(col["categories"]) != counts.size:
+                    raise DriftFormatError(f"column {col['name']!r}: categories do not match counts")
+                profiles.append(CategoricalProfile(col["name"], list(col["categories"]), counts,
+                                                   int(col["missing"])))
+        output = profiles.pop() if state["has_output"] else None
+        det = cls(profiles, output=output, window=int(state["window"]), panes=int(state["panes"]),
+                  pane_seconds=state["pane_seconds"],
+                  policy=policy or DriftPolicy.from_dict(state["policy"]), clock=clock)
+        det._alarm = AlarmState(int(state["alarm"]["streak"]), bool(state["alarm"]["fired"]))
+        det.events_seen = int(state["events_seen"])
+        det._first_pane = state["first_pane"]
+        sizes = det._window.slot_sizes
+        for k, meta in enumerate(state["closed"]):
+            slots = [arrays[f"p{k}.{j}.slots"].astype(np.int32) for j in range(len(sizes))]
+            counts_ = [arrays[f"p{k}.{j}.counts"] for j in range(len(sizes))]
+            for s, c, size in zip(slots, counts_, sizes, strict=True):
+                if s.size != c.size or (s.size and (s.min() < 0 or s.max() >= size)) or np.any(c < 0):
+                    raise DriftFormatError(f"pane {meta['id']}: slot counts out of range")
+            det._window.insert(Pane(int(meta["id"]), int(meta["events"]), slots, counts_,
+                                    arrays[f"p{k}.missing"]))
+        codes = arrays["open.codes"]
+        if codes.shape[0] != len(sizes) or any(
+            codes[j].size and (codes[j].min() < -1 or codes[j].max() >= size)
+            for j, size in enumerate(sizes)
+        ):
+            raise DriftFormatError("open pane codes out of range")
+        det._window.open = OpenPane(int(state["open_id"]), len(sizes))
+        det._window.open.add(codes.astype(np.int32))
+        return det
+
+
+def _column_of(reference: Table, name: str) -> Any:
+    if name not in column_names(reference):
+        raise DriftInputError("missing from the new reference", feature=name)
+    return get_column(reference, name)
+
+
+def _build_profile(name: str, column: Any, kind: str | None, psi_bins: int) -> FeatureProfile:
+    if kind is None:
+        kind = infer_kind(column)
+    if kind == "numeric":
+        return NumericProfile.build(name, column, psi_bins)
+    return CategoricalProfile.build(name, column)

@@ -1,0 +1,213 @@
+"""Reference profiles: what the detector remembers of the training data.
+
+A numeric feature keeps its sorted distinct reference values and their counts. A live
+value maps to a *slot*: slot ``2*i + 1`` holds values equal to reference value ``i``,
+slot ``2*i`` values strictly between reference values ``i - 1`` and ``i`` (slot 0 below
+the minimum, slot ``2*k`` above the maximum). Per-slot counts are enough to compute the
+exact two-sample KS statistic (see :mod:`driftloop.drift.stats`), and every slot lies
+inside exactly one PSI/JS bin because bin cut points are reference values.
+
+A categorical feature keeps its reference categories; slot ``i`` is category ``i`` and
+the last slot is the "unseen" bucket for labels the reference never had.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from driftloop.drift.columns import (
+    Kind,
+    categorical_values,
+    is_missing,
+    numeric_values,
+)
+from driftloop.drift.errors import DriftInputError
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+MISSING = -1  # slot code for a missing value (NaN, ±inf, None)
+
+
+@dataclass(eq=False)
+class NumericProfile:
+    """Sorted distinct reference values, their counts and the PSI/JS bins."""
+
+    name: str
+    values: FloatArray
+    counts: IntArray
+    missing: int
+    psi_bins: int
+    kind: Kind = field(default="numeric", init=False)
+
+    def __post_init__(self) -> None:
+        k = self.values.size
+        self.n = int(self.counts.sum())
+        cumulative = np.cumsum(self.counts)
+        # Inverted-CDF quantiles: cut points are always reference values.
+        probs = np.arange(1, self.psi_bins) / self.psi_bins
+        positions = np.searchsorted(cumulative, probs * self.n, side="left")
+        cuts = np.unique(self.values[np.minimum(positions, k - 1)])
+        self.cuts: FloatArray = cuts[cuts > self.values[0]]
+        # Reference CDF at every slot: equal-slot 2i+1 -> C_i, between-slot 2i -> C_{i-1}.
+        cum_at_slot = np.zeros(2 * k + 1, dtype=np.int64)
+        cum_at_slot[1::2] = cumulative
+        cum_at_slot[2::2] = cumulative
+        self.reference_cdf: FloatArray = cum_at_slot / self.n
+        # Bin of every slot: 0 underflow, 1..len(cuts)+1 inside, last overflow.
+        value_bins = np.searchsorted(self.cuts, self.values, side="right") + 1
+        slot_bins = np.empty(2 * k + 1, dtype=np.int64)
+        slot_bins[0] = 0
+        slot_bins[1::2] = value_bins
+        slot_bins[2::2] = value_bins
+        slot_bins[-1] = self.n_bins - 1
+        self.slot_bins: IntArray = slot_bins
+        self.reference_bins: IntArray = np.bincount(
+            value_bins, weights=self.counts, minlength=self.n_bins
+        ).astype(np.int64)
+
+    @property
+    def n_slots(self) -> int:
+        return 2 * self.values.size + 1
+
+    @property
+    def n_bins(self) -> int:
+        return self.cuts.size + 3
+
+    @property
+    def bin_edges(self) -> FloatArray:
+        """Edges of the inner bins: ``[min, cut_1, ..., cut_j, max]``."""
+        return np.concatenate([self.values[:1], self.cuts, self.values[-1:]])
+
+    def bin_labels(self) -> list[str]:
+        edges = [f"{e:.6g}" for e in self.bin_edges]
+        inner = [f"[{a}, {b})" for a, b in zip(edges[:-2], edges[1:-1], strict=True)]
+        inner.append(f"[{edges[-2]}, {edges[-1]}]")
+        return [f"< {edges[0]}", *inner, f"> {edges[-1]}"]
+
+    def bin_of(self, x: FloatArray) -> IntArray:
+        """Bin index of finite values ``x``, by the same rule the slots use."""
+        inner = np.searchsorted(self.cuts, x, side="right") + 1
+        inner[x < self.values[0]] = 0
+        inner[x > self.values[-1]] = self.n_bins - 1
+        return inner
+
+    def encode(self, column: Any) -> npt.NDArray[np.int32]:
+        """Slot of every value; :data:`MISSING` for NaN, ±inf and None."""
+        x = numeric_values(column, self.name)
+        slots = np.full(x.size, MISSING, dtype=np.int32)
+        finite = np.isfinite(x)
+        xf = x if finite.all() else x[finite]
+        i = np.searchsorted(self.values, xf, side="left")
+        equal = self.values[np.minimum(i, self.values.size - 1)] == xf
+        encoded = (2 * i + equal).astype(np.int32)
+        if xf is x:
+            return encoded
+        slots[finite] = encoded
+        return slots
+
+    def fingerprint_parts(self) -> list[bytes]:
+        return [self.values.tobytes(), self.counts.tobytes(), self.cuts.tobytes()]
+
+    @classmethod
+    def build(cls, name: str, column: Any, psi_bins: int) -> NumericProfile:
+        x = numeric_values(column, name)
+        finite = x[np.isfinite(x)]
+        if finite.size == 0:
+            raise DriftInputError("the reference has no finite values", feature=name)
+        values, counts = np.unique(finite, return_counts=True)
+        if values.size < 2:
+            raise DriftInputError(
+                f"the reference is constant ({values[0]:g}): KS and PSI are undefined; "
+                "drop the feature or declare it categorical",
+                feature=name,
+            )
+        return cls(name, values, counts.astype(np.int64), int(x.size - finite.size), psi_bins)
+
+
+@dataclass(eq=False)
+class CategoricalProfile:
+    """Reference categories and their counts; one extra slot for unseen labels."""
+
+    name: str
+    categories: list[Any]
+    counts: IntArray
+    missing: int
+    kind: Kind = field(default="categorical", init=False)
+
+    def __post_init__(self) -> None:
+        self.n = int(self.counts.sum())
+        self.lookup: dict[Any, int] = {c: i for i, c in enumerate(self.categories)}
+        self.reference_bins: IntArray = np.append(self.counts, 0).astype(np.int64)
+
+    @property
+    def n_slots(self) -> int:
+        return len(self.categories) + 1
+
+    n_bins = n_slots
+
+    def bin_labels(self) -> list[str]:
+        return [str(c) for c in self.categories] + ["(unseen)"]
+
+    def encode(self, column: Any) -> npt.NDArray[np.int32]:
+        values = categorical_values(column)
+        unseen = len(self.categories)
+        if values.dtype.kind in "US":  # no missing values possible: map the uniques
+            uniques, inverse = np.unique(values, return_inverse=True)
+            codes = np.array([self.lookup.get(u, unseen) for u in uniques.tolist()])
+            return codes[inverse].astype(np.int32) if codes.size else inverse.astype(np.int32)
+        lookup = self.lookup
+        return np.fromiter(
+            (MISSING if is_missing(v) else lookup.get(_plain(v), unseen) for v in values),
+            dtype=np.int32,
+            count=values.size,
+        )
+
+    def fingerprint_parts(self) -> list[bytes]:
+        return [json.dumps(self.categories).encode(), self.counts.tobytes()]
+
+    @classmethod
+    def build(cls, name: str, column: Any) -> CategoricalProfile:
+        labels: dict[Any, int] = {}
+        missing = 0
+        for value in categorical_values(column).tolist():
+            if is_missing(value):
+                missing += 1
+                continue
+            label = _plain(value)
+            if not isinstance(label, str | int | float | bool):
+                raise DriftInputError(
+                    f"categories must be strings, integers, floats or booleans, "
+                    f"got {type(value).__name__}",
+                    feature=name,
+                )
+            labels[label] = labels.get(label, 0) + 1
+        if not labels:
+            raise DriftInputError("the reference has no values", feature=name)
+        categories = sorted(labels, key=lambda c: (type(c).__name__, c))
+        counts = np.array([labels[c] for c in categories], dtype=np.int64)
+        return cls(name, categories, counts, missing)
+
+
+FeatureProfile = NumericProfile | CategoricalProfile
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python values, so labels hash and serialise the same way."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def fingerprint(profiles: list[FeatureProfile]) -> str:
+    """A sha256 over every profile: equal only for detectors built on the same reference."""
+    digest = hashlib.sha256()
+    for profile in profiles:
+        digest.update(f"{profile.name}\0{profile.kind}\0".encode())
+        for part in profile.fingerprint_parts():
+            digest.update(len(part).to_bytes(8, "little"))
+            digest.update(part)
+    return digest.hexdigest()
