@@ -59,7 +59,9 @@ def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
         raise DriftFormatError("detector state is corrupt: checksum mismatch")
     _, version, header_len = _PREFIX.unpack_from(body)
     if version != VERSION:
-        raise DriftFormatError(f"detector state version {version} is not supported (expected {VERSION})")
+        raise DriftFormatError(
+            f"detector state version {version} is not supported (expected {VERSION})"
+        )
     start = _PREFIX.size
     try:
         header = json.loads(body[start : start + header_len])

@@ -194,18 +194,19 @@ class DriftDetector:
         """
         codes = self._encode(features, output)
         n = codes.shape[1]
-        self.events_seen += n
         if self.pane_seconds is not None:
             events = self._advance_to(self._pane_id_at(timestamp))
             self._window.open.add(codes)
+            self.events_seen += n
             return events
-        events: list[DriftEvent] = []
+        events = []
         start = 0
         while start < n:
             room = self.pane_size - self._window.open.events
             if room > 0:
                 take = min(room, n - start)
                 self._window.open.add(codes[:, start : start + take])
+                self.events_seen += take
                 start += take
             if self._window.open.events >= self.pane_size:
                 events.extend(self._close_pane(self._window.open.id + 1))
@@ -265,14 +266,13 @@ class DriftDetector:
         if row:
             columns = [[value] for value in columns]
         encoded = [p.encode(c) for p, c in zip(self._columns, columns, strict=True)]
-        lengths = {e.size for e in encoded}
-        if len(lengths) > 1:
-            first = encoded[0].size
-            odd = next(p.name for p, e in zip(self._columns, encoded, strict=True)
-                       if e.size != first)
-            raise DriftInputError(f"has {len(encoded[self._columns.index(next(p for p in self._columns if p.name == odd))])} "
-                                  f"values where {self._columns[0].name!r} has {first}",
-                                  feature=odd)
+        first = encoded[0].size
+        for profile, codes in zip(self._columns, encoded, strict=True):
+            if codes.size != first:
+                raise DriftInputError(
+                    f"has {codes.size} values where {self._columns[0].name!r} has {first}",
+                    feature=profile.name,
+                )
         return np.stack(encoded)
 
     # ------------------------------------------------------------------ evaluating
@@ -460,7 +460,7 @@ class DriftDetector:
                                                int(col["psi_bins"])))
             else:
                 if len(col["categories"]) != counts.size:
-                    raise DriftFormatError(f"column {col['name']!r}: categories do not match counts")
+                    raise DriftFormatError(f"column {col['name']!r}: categories and counts differ")
                 profiles.append(CategoricalProfile(col["name"], list(col["categories"]), counts,
                                                    int(col["missing"])))
         output = profiles.pop() if state["has_output"] else None
@@ -475,7 +475,8 @@ class DriftDetector:
             slots = [arrays[f"p{k}.{j}.slots"].astype(np.int32) for j in range(len(sizes))]
             counts_ = [arrays[f"p{k}.{j}.counts"] for j in range(len(sizes))]
             for s, c, size in zip(slots, counts_, sizes, strict=True):
-                if s.size != c.size or (s.size and (s.min() < 0 or s.max() >= size)) or np.any(c < 0):
+                in_range = s.size == 0 or (s.min() >= 0 and s.max() < size)
+                if s.size != c.size or not in_range or np.any(c < 0):
                     raise DriftFormatError(f"pane {meta['id']}: slot counts out of range")
             det._window.insert(Pane(int(meta["id"]), int(meta["events"]), slots, counts_,
                                     arrays[f"p{k}.missing"]))

@@ -76,11 +76,11 @@ class DriftPolicy:
     def judge(self, columns: list[FeatureDrift], fill: float) -> list[FeatureDrift]:
         """Mark each column significant / drifted; ``columns[-1]`` may be the output."""
         effects = [self._effect_of(c) for c in columns]
-        testable = [
-            i for i, c in enumerate(columns)
+        pvalues = {
+            i: c.pvalue for i, c in enumerate(columns)
             if c.count >= self.min_count and c.pvalue is not None and fill >= self.min_fill
-        ]
-        significant = self._reject({i: columns[i].pvalue or 1.0 for i in testable})
+        }
+        significant = self._reject(pvalues)
         judged = [
             replace(
                 c,

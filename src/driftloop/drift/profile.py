@@ -14,6 +14,7 @@ the last slot is the "unseen" bucket for labels the reference never had.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +87,7 @@ class NumericProfile:
 
     def bin_labels(self) -> list[str]:
         edges = [f"{e:.6g}" for e in self.bin_edges]
-        inner = [f"[{a}, {b})" for a, b in zip(edges[:-2], edges[1:-1], strict=True)]
+        inner = [f"[{a}, {b})" for a, b in itertools.pairwise(edges[:-1])]
         inner.append(f"[{edges[-2]}, {edges[-1]}]")
         return [f"< {edges[0]}", *inner, f"> {edges[-1]}"]
 
@@ -105,7 +106,7 @@ class NumericProfile:
         xf = x if finite.all() else x[finite]
         i = np.searchsorted(self.values, xf, side="left")
         equal = self.values[np.minimum(i, self.values.size - 1)] == xf
-        encoded = (2 * i + equal).astype(np.int32)
+        encoded: npt.NDArray[np.int32] = (2 * i + equal).astype(np.int32)
         if xf is x:
             return encoded
         slots[finite] = encoded
@@ -160,7 +161,10 @@ class CategoricalProfile:
         if values.dtype.kind in "US":  # no missing values possible: map the uniques
             uniques, inverse = np.unique(values, return_inverse=True)
             codes = np.array([self.lookup.get(u, unseen) for u in uniques.tolist()])
-            return codes[inverse].astype(np.int32) if codes.size else inverse.astype(np.int32)
+            if not codes.size:
+                return inverse.astype(np.int32)
+            encoded: npt.NDArray[np.int32] = codes[inverse].astype(np.int32)
+            return encoded
         lookup = self.lookup
         return np.fromiter(
             (MISSING if is_missing(v) else lookup.get(_plain(v), unseen) for v in values),

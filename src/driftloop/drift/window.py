@@ -91,7 +91,7 @@ class PaneWindow:
         pane = self.open.close()
         self.open = OpenPane(next_id, len(self.slot_sizes))
         self.insert(pane)
-        self.evict_before(pane.id - self.panes + 1)
+        self.evict_before(next_id - self.panes)
         return pane
 
     def insert(self, pane: Pane) -> None:

@@ -1,0 +1,63 @@
+"""The byte format refuses corrupt, truncated and foreign data with a clear error."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+import numpy as np
+import pytest
+
+from driftloop.drift import DriftDetector, DriftFormatError, codec
+
+
+@pytest.fixture
+def blob() -> bytes:
+    rng = np.random.default_rng(3)
+    reference = {"x": rng.normal(size=500), "c": rng.choice(["a", "b"], 500)}
+    det = DriftDetector.from_reference(reference, window=100, panes=2)
+    det.observe({"x": rng.normal(size=150), "c": rng.choice(["a", "b"], 150)})
+    return det.to_bytes()
+
+
+def test_every_single_byte_flip_is_detected(blob: bytes) -> None:
+    for position in range(0, len(blob), max(1, len(blob) // 200)):
+        damaged = bytearray(blob)
+        damaged[position] ^= 0x55
+        with pytest.raises(DriftFormatError):
+            DriftDetector.from_bytes(bytes(damaged))
+
+
+@pytest.mark.parametrize("cut", [0, 10, 40, -1, -33])
+def test_truncated_data_is_refused(blob: bytes, cut: int) -> None:
+    with pytest.raises(DriftFormatError):
+        DriftDetector.from_bytes(blob[:cut])
+
+
+def test_foreign_data_and_types_are_refused() -> None:
+    with pytest.raises(DriftFormatError, match="magic"):
+        DriftDetector.from_bytes(b"\x80\x04K\x01." * 10)  # a pickle is not a detector
+    with pytest.raises(DriftFormatError, match="expected bytes"):
+        DriftDetector.from_bytes("text")  # type: ignore[arg-type]
+
+
+def test_other_versions_are_refused_by_number(blob: bytes) -> None:
+    body = bytearray(blob[:-32])
+    struct.pack_into("<I", body, 8, 99)
+    resealed = bytes(body) + hashlib.sha256(bytes(body)).digest()
+    with pytest.raises(DriftFormatError, match="version 99"):
+        DriftDetector.from_bytes(resealed)
+
+
+def test_well_formed_but_inconsistent_state_is_refused() -> None:
+    state = {"columns": [{"name": "x", "kind": "numeric", "missing": 0, "psi_bins": 10}]}
+    sealed = codec.pack(state, {"c0.counts": np.array([1, 2]), "c0.values": np.array([2.0, 1.0])})
+    with pytest.raises(DriftFormatError, match="'x'"):
+        DriftDetector.from_bytes(sealed)
+    with pytest.raises(DriftFormatError, match="inconsistent"):
+        DriftDetector.from_bytes(codec.pack({"columns": []}, {}))
+
+
+def test_only_plain_numeric_dtypes_are_written() -> None:
+    with pytest.raises(TypeError, match="dtype"):
+        codec.pack({}, {"a": np.array(["x"], dtype=object)})

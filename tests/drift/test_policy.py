@@ -1,0 +1,96 @@
+"""DriftPolicy: corrections, effect floor, fill, dataset rule, consecutive alarms."""
+
+from __future__ import annotations
+
+import pytest
+
+from driftloop.drift import DriftPolicy, FeatureDrift
+from driftloop.drift.policy import AlarmState
+
+
+def column(name: str, pvalue: float, js: float = 0.5, count: int = 1000,
+           kind: str = "numeric") -> FeatureDrift:
+    if kind == "numeric":
+        return FeatureDrift(name, "numeric", count, 0, ks_statistic=js * 2, ks_pvalue=pvalue,
+                            psi=js * 2, js_distance=js, total_variation=js)
+    return FeatureDrift(name, "categorical", count, 0, chi2_statistic=1.0, chi2_pvalue=pvalue,
+                        psi=js * 2, js_distance=js, total_variation=js / 2)
+
+
+def drifted(policy: DriftPolicy, columns: list[FeatureDrift], fill: float = 1.0) -> list[str]:
+    return [c.name for c in policy.judge(columns, fill) if c.drifted]
+
+
+def test_bonferroni_divides_alpha_by_the_number_of_tests() -> None:
+    cols = [column("a", 0.004), column("b", 0.006), column("c", 0.5)]
+    assert drifted(DriftPolicy(alpha=0.015, correction="bonferroni"), cols) == ["a"]
+
+
+def test_benjamini_hochberg_uses_the_step_up_rule() -> None:
+    # Sorted p: 0.004 <= 1/3*0.015, 0.009 <= 2/3*0.015 -> both rejected; 0.5 is not.
+    cols = [column("a", 0.004), column("b", 0.009), column("c", 0.5)]
+    assert drifted(DriftPolicy(alpha=0.015, correction="bh"), cols) == ["a", "b"]
+    assert drifted(DriftPolicy(alpha=0.015, correction="bonferroni"), cols) == ["a"]
+
+
+@pytest.mark.parametrize(("effect", "expected"), [("js", []), ("psi", ["a"]), ("ks", ["a"])])
+def test_effect_floor_stops_significant_but_tiny_shifts(effect: str, expected: list) -> None:
+    cols = [column("a", 1e-30, js=0.02)]
+    policy = DriftPolicy(effect=effect, effect_floor=0.03)  # type: ignore[arg-type]
+    assert drifted(policy, cols) == expected
+
+
+def test_ks_effect_uses_total_variation_for_categorical_features() -> None:
+    policy = DriftPolicy(effect="ks", effect_floor=0.2)
+    assert drifted(policy, [column("c", 1e-9, js=0.5, kind="categorical")]) == ["c"]
+    assert drifted(policy, [column("c", 1e-9, js=0.3, kind="categorical")]) == []
+
+
+def test_nothing_is_judged_before_the_window_fills_or_with_few_values() -> None:
+    policy = DriftPolicy(min_fill=0.5, min_count=100)
+    assert drifted(policy, [column("a", 1e-30)], fill=0.4) == []
+    assert drifted(policy, [column("a", 1e-30)], fill=0.5) == ["a"]
+    assert drifted(policy, [column("a", 1e-30, count=99)]) == []
+
+
+def test_dataset_rule_share_and_critical_features() -> None:
+    policy = DriftPolicy(drift_share=0.5, critical=("b",))
+    judged = policy.judge([column("a", 1e-30), column("b", 0.9), column("c", 0.9)], 1.0)
+    assert not policy.dataset_drifted(judged, None)  # 1 of 3 is not more than half
+    judged = policy.judge([column("a", 0.9), column("b", 1e-30), column("c", 0.9)], 1.0)
+    assert policy.dataset_drifted(judged, None)  # b is critical
+    assert DriftPolicy().dataset_drifted(
+        DriftPolicy().judge([column("a", 1e-30), column("b", 0.9)], 1.0), None
+    )  # default: any one feature
+
+
+def test_output_drift_alone_is_dataset_drift_only_when_critical() -> None:
+    features = [column("a", 0.9)]
+    output = column("output", 1e-30)
+    judged = DriftPolicy().judge([*features, output], 1.0)
+    assert DriftPolicy().dataset_drifted(judged[:1], judged[1])
+    assert not DriftPolicy(output_critical=False).dataset_drifted(judged[:1], judged[1])
+
+
+def test_alarm_needs_consecutive_evaluations_and_fires_once() -> None:
+    state = AlarmState()
+    fired = [state.update(d, consecutive=2) for d in [True, False, True, True, True, False, True,
+                                                       True]]
+    assert fired == [False, False, False, True, False, False, False, True]
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("alpha", 0.0), ("alpha", 1.5), ("correction", "holm"), ("effect", "kl"),
+    ("effect_floor", -1.0), ("min_fill", 2.0), ("min_count", 0), ("consecutive", 0),
+    ("drift_share", 1.0),
+])
+def test_bad_settings_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"DriftPolicy.{field}"):
+        DriftPolicy(**{field: value})  # type: ignore[arg-type]
+
+
+def test_round_trips_through_a_dict_and_refuses_unknown_fields() -> None:
+    policy = DriftPolicy(alpha=0.01, critical=("a",))
+    assert DriftPolicy.from_dict(policy.to_dict()) == policy
+    with pytest.raises(ValueError, match="'nope'"):
+        DriftPolicy.from_dict({"nope": 1})
