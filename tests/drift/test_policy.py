@@ -8,13 +8,16 @@ from driftloop.drift import DriftPolicy, FeatureDrift
 from driftloop.drift.policy import AlarmState
 
 
-def column(name: str, pvalue: float, js: float = 0.5, count: int = 1000,
-           kind: str = "numeric") -> FeatureDrift:
-    if kind == "numeric":
-        return FeatureDrift(name, "numeric", count, 0, ks_statistic=js * 2, ks_pvalue=pvalue,
-                            psi=js * 2, js_distance=js, total_variation=js)
+def column(name: str, pvalue: float, js: float = 0.5, count: int = 1000) -> FeatureDrift:
+    """A categorical column with the given p-value and effect sizes."""
     return FeatureDrift(name, "categorical", count, 0, chi2_statistic=1.0, chi2_pvalue=pvalue,
                         psi=js * 2, js_distance=js, total_variation=js / 2)
+
+
+def numeric(name: str, d: float, js: float) -> FeatureDrift:
+    """A numeric column: KS statistic ``d`` on 1000 vs 1000 values (p from scipy's formula)."""
+    return FeatureDrift(name, "numeric", 1000, 0, reference_count=1000, ks_statistic=d,
+                        psi=js * 2, js_distance=js, total_variation=js)
 
 
 def drifted(policy: DriftPolicy, columns: list[FeatureDrift], fill: float = 1.0) -> list[str]:
@@ -35,15 +38,15 @@ def test_benjamini_hochberg_uses_the_step_up_rule() -> None:
 
 @pytest.mark.parametrize(("effect", "expected"), [("js", []), ("psi", ["a"]), ("ks", ["a"])])
 def test_effect_floor_stops_significant_but_tiny_shifts(effect: str, expected: list) -> None:
-    cols = [column("a", 1e-30, js=0.02)]
+    cols = [numeric("a", d=0.2, js=0.02)]  # p ~ 1e-18
     policy = DriftPolicy(effect=effect, effect_floor=0.03)  # type: ignore[arg-type]
     assert drifted(policy, cols) == expected
 
 
 def test_ks_effect_uses_total_variation_for_categorical_features() -> None:
     policy = DriftPolicy(effect="ks", effect_floor=0.2)
-    assert drifted(policy, [column("c", 1e-9, js=0.5, kind="categorical")]) == ["c"]
-    assert drifted(policy, [column("c", 1e-9, js=0.3, kind="categorical")]) == []
+    assert drifted(policy, [column("c", 1e-9, js=0.5)]) == ["c"]
+    assert drifted(policy, [column("c", 1e-9, js=0.3)]) == []
 
 
 def test_nothing_is_judged_before_the_window_fills_or_with_few_values() -> None:
@@ -70,6 +73,13 @@ def test_output_drift_alone_is_dataset_drift_only_when_critical() -> None:
     judged = DriftPolicy().judge([*features, output], 1.0)
     assert DriftPolicy().dataset_drifted(judged[:1], judged[1])
     assert not DriftPolicy(output_critical=False).dataset_drifted(judged[:1], judged[1])
+
+
+def test_numeric_decisions_agree_with_the_exact_pvalue() -> None:
+    policy = DriftPolicy(alpha=0.05, correction="bh")
+    for d in [0.01, 0.03, 0.05, 0.06, 0.07, 0.1]:
+        col = numeric("a", d=d, js=0.5)
+        assert drifted(policy, [col]) == (["a"] if col.ks_pvalue <= 0.05 else [])  # type: ignore[operator]
 
 
 def test_alarm_needs_consecutive_evaluations_and_fires_once() -> None:

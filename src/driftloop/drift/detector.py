@@ -35,10 +35,10 @@ from driftloop.drift.profile import (
 )
 from driftloop.drift.report import DriftReport, FeatureDrift
 from driftloop.drift.stats import (
+    bin_counts,
     chi2_homogeneity,
-    chi2_pvalues,
+    chi2_pvalue,
     js_distance,
-    ks_pvalues,
     ks_statistic,
     psi,
     total_variation,
@@ -311,48 +311,29 @@ class DriftDetector:
 
     def _statistics(self) -> list[FeatureDrift]:
         window = self._window
-        rows: list[dict[str, Any]] = []
-        ks_rows: list[int] = []
-        chi_rows: list[int] = []
-        for i, (profile, total) in enumerate(zip(self._columns, window.totals, strict=True)):
-            occupied = np.flatnonzero(total)
-            counts = total[occupied]
+        out: list[FeatureDrift] = []
+        for i, profile in enumerate(self._columns):
+            occupied, counts = window.occupied(i)
             m = int(counts.sum())
             row: dict[str, Any] = {"name": profile.name, "kind": profile.kind, "count": m,
-                                   "missing": int(window.missing[i]), "bins": self._labels[i],
+                                   "missing": int(window.missing[i]),
+                                   "reference_count": profile.n, "bins": self._labels[i],
                                    "reference_histogram": tuple(profile.reference_bins.tolist())}
-            rows.append(row)
-            if m == 0:
-                continue
-            if isinstance(profile, NumericProfile):
-                row["ks_statistic"] = ks_statistic(profile.reference_cdf, occupied, counts, m)
-                current = np.bincount(profile.slot_bins[occupied], weights=counts,
-                                      minlength=profile.n_bins).astype(np.int64)
-                ks_rows.append(i)
-            else:
-                current = total
-                row["chi2_statistic"], row["_dof"] = chi2_homogeneity(profile.reference_bins, total)
-                chi_rows.append(i)
-            row["current_histogram"] = tuple(current.tolist())
-            row["psi"] = psi(profile.reference_bins, current)
-            row["js_distance"] = js_distance(profile.reference_bins, current)
-            row["total_variation"] = total_variation(profile.reference_bins, current)
-        if ks_rows:
-            pvalues = ks_pvalues(
-                np.array([rows[i]["ks_statistic"] for i in ks_rows]),
-                np.array([self._columns[i].n for i in ks_rows]),
-                np.array([rows[i]["count"] for i in ks_rows]),
-            )
-            for i, p in zip(ks_rows, pvalues.tolist(), strict=True):
-                rows[i]["ks_pvalue"] = p
-        if chi_rows:
-            pvalues = chi2_pvalues(
-                np.array([rows[i]["chi2_statistic"] for i in chi_rows]),
-                np.array([rows[i].pop("_dof") for i in chi_rows]),
-            )
-            for i, p in zip(chi_rows, pvalues.tolist(), strict=True):
-                rows[i]["chi2_pvalue"] = p
-        return [FeatureDrift(**row) for row in rows]
+            if m:
+                if isinstance(profile, NumericProfile):
+                    row["ks_statistic"] = ks_statistic(profile.reference_cdf, occupied, counts, m)
+                    current = bin_counts(profile.bin_first_slot, occupied, counts)
+                else:
+                    current = window.totals[i]
+                    statistic, dof = chi2_homogeneity(profile.reference_bins, current)
+                    row["chi2_statistic"] = statistic
+                    row["chi2_pvalue"] = chi2_pvalue(statistic, dof)
+                row["current_histogram"] = tuple(current.tolist())
+                row["psi"] = psi(profile.reference_bins, current)
+                row["js_distance"] = js_distance(profile.reference_bins, current)
+                row["total_variation"] = total_variation(profile.reference_bins, current)
+            out.append(FeatureDrift(**row))
+        return out
 
     # ------------------------------------------------------------------ replicas
     def merge(self, other: DriftDetector) -> DriftDetector:

@@ -19,8 +19,6 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-import numpy as np
-
 from driftloop.drift.report import DriftReport, FeatureDrift
 
 Correction = Literal["bonferroni", "bh"]
@@ -76,11 +74,11 @@ class DriftPolicy:
     def judge(self, columns: list[FeatureDrift], fill: float) -> list[FeatureDrift]:
         """Mark each column significant / drifted; ``columns[-1]`` may be the output."""
         effects = [self._effect_of(c) for c in columns]
-        pvalues = {
-            i: c.pvalue for i, c in enumerate(columns)
-            if c.count >= self.min_count and c.pvalue is not None and fill >= self.min_fill
-        }
-        significant = self._reject(pvalues)
+        tested = [
+            i for i, c in enumerate(columns)
+            if fill >= self.min_fill and c.count >= self.min_count and c.tested
+        ]
+        significant = self._reject([columns[i] for i in tested], tested)
         judged = [
             replace(
                 c,
@@ -107,16 +105,21 @@ class DriftPolicy:
             return column.js_distance
         return column.ks_statistic if column.kind == "numeric" else column.total_variation
 
-    def _reject(self, pvalues: dict[int, float]) -> set[int]:
-        if not pvalues:
+    def _reject(self, tested: list[FeatureDrift], ids: list[int]) -> set[int]:
+        """Ids of the columns whose null is rejected, out of ``m = len(tested)`` tests.
+
+        A p-value above ``alpha`` is never rejected by either rule and does not change
+        which others are, so those are settled by a cheap bound, not computed.
+        """
+        m = len(tested)
+        if m == 0:
             return set()
-        m = len(pvalues)
+        pairs = list(zip(ids, tested, strict=True))
         if self.correction == "bonferroni":
-            return {i for i, p in pvalues.items() if p <= self.alpha / m}
-        order = sorted(pvalues, key=pvalues.__getitem__)
-        ranks = np.arange(1, m + 1)
-        passing = np.nonzero(np.array([pvalues[i] for i in order]) <= ranks / m * self.alpha)[0]
-        return set(order[: passing[-1] + 1]) if passing.size else set()
+            return {i for i, c in pairs if not c.pvalue_above(self.alpha / m)}
+        small = sorted((c.pvalue or 0.0, i) for i, c in pairs if not c.pvalue_above(self.alpha))
+        passing = [k for k, (p, _) in enumerate(small, start=1) if p <= k / m * self.alpha]
+        return {i for _, i in small[: passing[-1]]} if passing else set()
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -59,7 +59,8 @@ class NumericProfile:
         cum_at_slot = np.zeros(2 * k + 1, dtype=np.int64)
         cum_at_slot[1::2] = cumulative
         cum_at_slot[2::2] = cumulative
-        self.reference_cdf: FloatArray = cum_at_slot / self.n
+        # Shifted by one: reference_cdf[s + 1] is the CDF at slot s, reference_cdf[0] = 0.
+        self.reference_cdf: FloatArray = np.concatenate(([0.0], cum_at_slot / self.n))
         # Bin of every slot: 0 underflow, 1..len(cuts)+1 inside, last overflow.
         value_bins = np.searchsorted(self.cuts, self.values, side="right") + 1
         slot_bins = np.empty(2 * k + 1, dtype=np.int64)
@@ -67,7 +68,7 @@ class NumericProfile:
         slot_bins[1::2] = value_bins
         slot_bins[2::2] = value_bins
         slot_bins[-1] = self.n_bins - 1
-        self.slot_bins: IntArray = slot_bins
+        self.bin_first_slot = np.searchsorted(slot_bins, np.arange(self.n_bins), side="left")
         self.reference_bins: IntArray = np.bincount(
             value_bins, weights=self.counts, minlength=self.n_bins
         ).astype(np.int64)

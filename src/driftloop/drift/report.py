@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, Literal
+
+from driftloop.drift.stats import ks_pvalue, ks_pvalue_above
 
 
 @dataclass(frozen=True)
@@ -12,15 +15,17 @@ class FeatureDrift:
 
     ``ks_statistic`` / ``ks_pvalue`` are set for numeric features and ``chi2_statistic`` /
     ``chi2_pvalue`` for categorical ones; ``pvalue`` is whichever test applies. Statistics
-    are ``None`` while the window holds no present value of the feature.
+    are ``None`` while the window holds no present value of the feature. ``ks_pvalue`` is
+    computed on first access: scipy's exact method is slow for large p-values, and the
+    alarm decision rarely needs it (see :func:`driftloop.drift.stats.ks_pvalue_above`).
     """
 
     name: str
     kind: Literal["numeric", "categorical"]
     count: int
     missing: int
+    reference_count: int = 0
     ks_statistic: float | None = None
-    ks_pvalue: float | None = None
     chi2_statistic: float | None = None
     chi2_pvalue: float | None = None
     psi: float | None = None
@@ -33,9 +38,28 @@ class FeatureDrift:
     reference_histogram: tuple[int, ...] = ()
     current_histogram: tuple[int, ...] = ()
 
+    @cached_property
+    def ks_pvalue(self) -> float | None:
+        if self.ks_statistic is None:
+            return None
+        return ks_pvalue(self.ks_statistic, self.reference_count, self.count)
+
     @property
     def pvalue(self) -> float | None:
         return self.ks_pvalue if self.kind == "numeric" else self.chi2_pvalue
+
+    @property
+    def tested(self) -> bool:
+        """Whether the window held values to test (a p-value exists)."""
+        return self.ks_statistic is not None or self.chi2_pvalue is not None
+
+    def pvalue_above(self, level: float) -> bool:
+        """True when the test's p-value exceeds ``level`` (or there is no test yet)."""
+        if self.kind == "numeric" and self.ks_statistic is not None:
+            if "ks_pvalue" in self.__dict__:
+                return self.ks_pvalue is None or self.ks_pvalue > level
+            return ks_pvalue_above(self.ks_statistic, self.reference_count, self.count, level)
+        return self.pvalue is None or self.pvalue > level
 
     @property
     def missing_share(self) -> float:
@@ -44,6 +68,7 @@ class FeatureDrift:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out["ks_pvalue"] = self.ks_pvalue
         out["pvalue"] = self.pvalue
         out["missing_share"] = self.missing_share
         return out

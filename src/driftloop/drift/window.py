@@ -64,9 +64,9 @@ class OpenPane:
         for f, row in enumerate(self.codes):
             present = row[row >= 0]
             missing[f] = row.size - present.size
-            occupied, count = np.unique(present, return_counts=True)
-            slots.append(occupied.astype(np.int32))
-            counts.append(count.astype(np.int64))
+            occupied, count = sorted_counts(present, np.ones(present.size, dtype=np.int64))
+            slots.append(occupied)
+            counts.append(count)
         return Pane(self.id, self.events, slots, counts, missing)
 
 
@@ -81,6 +81,25 @@ class PaneWindow:
         self.missing = np.zeros(len(self.slot_sizes), dtype=np.int64)
         self.events = 0
         self.open = OpenPane(first_id, len(self.slot_sizes))
+
+    def occupied(self, feature: int) -> tuple[npt.NDArray[np.intp], IntArray]:
+        """The window's occupied slots of ``feature`` in increasing order, with their counts.
+
+        A reference with many distinct values has far more slots than a window has
+        events, so the slots come from the panes' own (sparse) lists rather than from a
+        scan of the dense totals; small slot spaces are scanned directly.
+        """
+        total = self.totals[feature]
+        if total.size <= 4 * self.events or not self.closed:
+            occupied = np.flatnonzero(total)
+            return occupied, total[occupied]
+        # Each pane's slots are sorted: a stable sort (timsort) merges the runs.
+        merged = np.sort(np.concatenate([pane.slots[feature] for pane in self.closed]),
+                         kind="stable")
+        first = np.ones(merged.size, dtype=bool)
+        first[1:] = merged[1:] != merged[:-1]
+        occupied = merged[first].astype(np.intp)
+        return occupied, total[occupied]
 
     @property
     def newest_id(self) -> int | None:
@@ -115,13 +134,26 @@ class PaneWindow:
         self.events += sign * pane.events
 
 
+def sorted_counts(
+    slots: npt.NDArray[np.int32], weights: IntArray
+) -> tuple[npt.NDArray[np.int32], IntArray]:
+    """Distinct ``slots`` in increasing order with the summed ``weights`` of each.
+
+    A sort and a run-length pass: several times faster than ``np.unique`` on the
+    pane-sized integer arrays this is called with.
+    """
+    order = np.argsort(slots, kind="stable")
+    ordered = slots[order]
+    starts = np.flatnonzero(np.diff(ordered, prepend=np.int32(-1)))
+    summed = np.add.reduceat(weights[order], starts) if starts.size else weights[:0]
+    return ordered[starts].astype(np.int32), summed.astype(np.int64)
+
+
 def _sum_panes(a: Pane, b: Pane) -> Pane:
     slots: list[npt.NDArray[np.int32]] = []
     counts: list[IntArray] = []
     for sa, ca, sb, cb in zip(a.slots, a.counts, b.slots, b.counts, strict=True):
-        occupied, inverse = np.unique(np.concatenate([sa, sb]), return_inverse=True)
-        summed = np.zeros(occupied.size, dtype=np.int64)
-        np.add.at(summed, inverse, np.concatenate([ca, cb]))
-        slots.append(occupied.astype(np.int32))
+        occupied, summed = sorted_counts(np.concatenate([sa, sb]), np.concatenate([ca, cb]))
+        slots.append(occupied)
         counts.append(summed)
     return Pane(a.id, a.events + b.events, slots, counts, a.missing + b.missing)
