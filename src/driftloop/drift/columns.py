@@ -47,7 +47,10 @@ def is_row(table: Table) -> bool:
     """True when ``table`` is a single row: a mapping whose values are all scalars."""
     if not isinstance(table, Mapping) or hasattr(table, "iloc"):
         return False
-    return all(np.ndim(value) == 0 for value in table.values())
+    return all(type(v) in _SCALARS or np.ndim(v) == 0 for v in table.values())
+
+
+_SCALARS = frozenset({int, float, str, bool, type(None)})
 
 
 def infer_kind(column: Any) -> Kind:
@@ -101,12 +104,16 @@ def numeric_values(column: Any, feature: str) -> npt.NDArray[np.float64]:
             raise TypeError(array.dtype)
         return np.asarray(array, dtype=np.float64).ravel()
     except (TypeError, ValueError) as exc:
-        sample = _first_non_number(column)
-        raise DriftInputError(
-            f"expected numbers, got {sample!r}; declare the feature categorical "
-            f"if its values are labels",
-            feature=feature,
-        ) from exc
+        raise not_a_number(feature, _first_non_number(column)) from exc
+
+
+def not_a_number(feature: str, sample: object) -> DriftInputError:
+    """The error for a non-number in a numeric feature."""
+    return DriftInputError(
+        f"expected numbers, got {sample!r}; declare the feature categorical "
+        "if its values are labels",
+        feature=feature,
+    )
 
 
 def categorical_values(column: Any) -> npt.NDArray[Any]:

@@ -16,7 +16,7 @@ shift of one feature alarmed within 2 panes. See the README for the table.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from driftloop.drift.report import DriftReport, FeatureDrift
@@ -79,16 +79,14 @@ class DriftPolicy:
             if fill >= self.min_fill and c.count >= self.min_count and c.tested
         ]
         significant = self._reject([columns[i] for i in tested], tested)
-        judged = [
-            replace(
-                c,
+        return [
+            c.with_verdict(
                 effect=effects[i],
                 significant=i in significant,
                 drifted=i in significant and (effects[i] or 0.0) >= self.effect_floor,
             )
             for i, c in enumerate(columns)
         ]
-        return judged
 
     def dataset_drifted(self, features: list[FeatureDrift], output: FeatureDrift | None) -> bool:
         drifted = [f for f in features if f.drifted]

@@ -13,10 +13,13 @@ the last slot is the "unseen" bucket for labels the reference never had.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -26,6 +29,7 @@ from driftloop.drift.columns import (
     Kind,
     categorical_values,
     is_missing,
+    not_a_number,
     numeric_values,
 )
 from driftloop.drift.errors import DriftInputError
@@ -113,6 +117,24 @@ class NumericProfile:
         slots[finite] = encoded
         return slots
 
+    def encode_one(self, value: Any) -> int:
+        """Slot of one value, by the same rule as :meth:`encode`, in plain Python."""
+        if value is None:
+            return MISSING
+        if isinstance(value, str | bytes) or not isinstance(value, int | float | np.number):
+            if is_missing(value):
+                return MISSING
+            raise not_a_number(self.name, value)
+        x = float(value)
+        if not math.isfinite(x):
+            return MISSING
+        i = bisect.bisect_left(self._values_list, x)
+        return 2 * i + (i < len(self._values_list) and self._values_list[i] == x)
+
+    @cached_property
+    def _values_list(self) -> list[float]:
+        return [float(v) for v in self.values.tolist()]
+
     def fingerprint_parts(self) -> list[bytes]:
         return [self.values.tobytes(), self.counts.tobytes(), self.cuts.tobytes()]
 
@@ -172,6 +194,15 @@ class CategoricalProfile:
             dtype=np.int32,
             count=values.size,
         )
+
+    def encode_one(self, value: Any) -> int:
+        """Slot of one label, by the same rule as :meth:`encode`."""
+        if is_missing(value):
+            return MISSING
+        try:
+            return self.lookup.get(_plain(value), len(self.categories))
+        except TypeError:
+            raise DriftInputError(f"unhashable label {value!r}", feature=self.name) from None
 
     def fingerprint_parts(self) -> list[bytes]:
         return [json.dumps(self.categories).encode(), self.counts.tobytes()]

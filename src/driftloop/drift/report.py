@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -37,6 +38,16 @@ class FeatureDrift:
     bins: tuple[str, ...] = ()
     reference_histogram: tuple[int, ...] = ()
     current_histogram: tuple[int, ...] = ()
+
+    def with_verdict(
+        self, *, effect: float | None, significant: bool, drifted: bool
+    ) -> FeatureDrift:
+        """A copy carrying the policy's verdict (and any p-value already computed)."""
+        judged = copy.copy(self)  # ~10x cheaper than dataclasses.replace on 20 fields
+        object.__setattr__(judged, "effect", effect)
+        object.__setattr__(judged, "significant", significant)
+        object.__setattr__(judged, "drifted", drifted)
+        return judged
 
     @cached_property
     def ks_pvalue(self) -> float | None:

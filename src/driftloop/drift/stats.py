@@ -6,10 +6,12 @@ random data.
 
 >>> import numpy as np
 >>> from driftloop.drift.stats import psi, js_distance
->>> round(psi(np.array([50, 50]), np.array([50, 50])), 12)
+>>> float(psi(np.array([50, 50]), np.array([50, 50])))
 0.0
->>> round(js_distance(np.array([1, 0]), np.array([0, 1])), 12)
+>>> float(js_distance(np.array([1, 0]), np.array([0, 1])))
 1.0
+>>> js_distance(np.array([[1, 0], [1, 1]]), np.array([[0, 1], [1, 1]]))  # one row per feature
+array([1., 0.])
 """
 
 from __future__ import annotations
@@ -120,28 +122,38 @@ def chi2_pvalue(statistic: float, dof: int) -> float:
     return float(special.chdtrc(dof, statistic)) if dof > 0 else 1.0
 
 
-def psi(reference: IntArray, current: IntArray, epsilon: float = PSI_EPSILON) -> float:
+def _proportions(counts: IntArray) -> FloatArray:
+    return np.asarray(counts / counts.sum(axis=-1, keepdims=True), dtype=np.float64)
+
+
+# The three distances below take one histogram per row (the last axis is the bins) so
+# that a detector computes them for every feature in one pass; rows may be zero-padded to
+# a common width, as an empty bin in both adds nothing to any of them.
+
+
+def psi(reference: IntArray, current: IntArray, epsilon: float = PSI_EPSILON) -> FloatArray:
     """Population Stability Index, ``Σ (c − r) · ln(c / r)`` over bin proportions.
 
     Empty bins take the proportion ``epsilon`` (see :data:`PSI_EPSILON`).
     """
-    r = reference / reference.sum()
-    c = current / current.sum()
+    r = _proportions(reference)
+    c = _proportions(current)
     r = np.where(r == 0.0, epsilon, r)
     c = np.where(c == 0.0, epsilon, c)
-    return float(((c - r) * np.log(c / r)).sum())
+    return np.asarray(((c - r) * np.log(c / r)).sum(axis=-1))
 
 
-def js_distance(reference: IntArray, current: IntArray) -> float:
+def js_distance(reference: IntArray, current: IntArray) -> FloatArray:
     """Jensen–Shannon distance, base 2 (0..1), as ``scipy.spatial.distance.jensenshannon``."""
-    p = reference / reference.sum()
-    q = current / current.sum()
+    p = _proportions(reference)
+    q = _proportions(current)
     mid = (p + q) / 2.0
-    divergence = (special.rel_entr(p, mid).sum() + special.rel_entr(q, mid).sum()) / 2.0
-    return float(np.sqrt(max(divergence, 0.0) / np.log(2.0)))
+    divergence = (special.rel_entr(p, mid).sum(axis=-1)
+                  + special.rel_entr(q, mid).sum(axis=-1)) / 2.0
+    return np.asarray(np.sqrt(np.maximum(divergence, 0.0) / np.log(2.0)))
 
 
-def total_variation(reference: IntArray, current: IntArray) -> float:
+def total_variation(reference: IntArray, current: IntArray) -> FloatArray:
     """Half the L1 distance between the two distributions: the largest probability gap
     over any set of buckets, the categorical analogue of the KS statistic."""
-    return float(np.abs(reference / reference.sum() - current / current.sum()).sum() / 2.0)
+    return np.asarray(np.abs(_proportions(reference) - _proportions(current)).sum(axis=-1) / 2)

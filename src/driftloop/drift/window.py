@@ -36,10 +36,11 @@ class Pane:
 class OpenPane:
     """The pane being filled: a growable buffer of slot codes per feature."""
 
-    def __init__(self, pane_id: int, n_features: int, capacity: int = 256) -> None:
+    def __init__(self, pane_id: int, slot_sizes: Sequence[int], capacity: int = 256) -> None:
         self.id = pane_id
         self.events = 0
-        self._codes = np.empty((n_features, capacity), dtype=np.int32)
+        self._slot_sizes = slot_sizes
+        self._codes = np.empty((len(slot_sizes), capacity), dtype=np.int32)
 
     def add(self, codes: Codes) -> None:
         """Append a (features × rows) block of slot codes."""
@@ -61,12 +62,18 @@ class OpenPane:
         slots: list[npt.NDArray[np.int32]] = []
         counts: list[IntArray] = []
         missing = np.zeros(self._codes.shape[0], dtype=np.int64)
-        for f, row in enumerate(self.codes):
+        for f, (row, size) in enumerate(zip(self.codes, self._slot_sizes, strict=True)):
             present = row[row >= 0]
             missing[f] = row.size - present.size
-            occupied, count = sorted_counts(present, np.ones(present.size, dtype=np.int64))
-            slots.append(occupied)
-            counts.append(count)
+            if size <= 4 * present.size:  # small slot space: count densely
+                dense = np.bincount(present, minlength=size)
+                occupied = np.flatnonzero(dense).astype(np.int32)
+                slots.append(occupied)
+                counts.append(dense[occupied].astype(np.int64))
+            else:
+                occupied, count = sorted_counts(present, np.ones(present.size, dtype=np.int64))
+                slots.append(occupied)
+                counts.append(count)
         return Pane(self.id, self.events, slots, counts, missing)
 
 
@@ -80,7 +87,7 @@ class PaneWindow:
         self.totals: list[IntArray] = [np.zeros(k, dtype=np.int64) for k in self.slot_sizes]
         self.missing = np.zeros(len(self.slot_sizes), dtype=np.int64)
         self.events = 0
-        self.open = OpenPane(first_id, len(self.slot_sizes))
+        self.open = OpenPane(first_id, self.slot_sizes)
 
     def occupied(self, feature: int) -> tuple[npt.NDArray[np.intp], IntArray]:
         """The window's occupied slots of ``feature`` in increasing order, with their counts.
@@ -108,7 +115,7 @@ class PaneWindow:
     def close_open(self, next_id: int) -> Pane:
         """Close the open pane, add it to the window, evict what fell out, open ``next_id``."""
         pane = self.open.close()
-        self.open = OpenPane(next_id, len(self.slot_sizes))
+        self.open = OpenPane(next_id, self.slot_sizes)
         self.insert(pane)
         self.evict_before(next_id - self.panes)
         return pane
