@@ -110,7 +110,7 @@ class NumericProfile:
         finite = np.isfinite(x)
         xf = x if finite.all() else x[finite]
         i = np.searchsorted(self.values, xf, side="left")
-        equal = self.values[np.minimum(i, self.values.size - 1)] == xf
+        equal = np.take(self._values_then_inf, i) == xf  # +inf past the end: never equal
         encoded: npt.NDArray[np.int32] = (2 * i + equal).astype(np.int32)
         if xf is x:
             return encoded
@@ -130,6 +130,10 @@ class NumericProfile:
             return MISSING
         i = bisect.bisect_left(self._values_list, x)
         return 2 * i + (i < len(self._values_list) and self._values_list[i] == x)
+
+    @cached_property
+    def _values_then_inf(self) -> FloatArray:
+        return np.append(self.values, np.inf)
 
     @cached_property
     def _values_list(self) -> list[float]:
@@ -181,6 +185,12 @@ class CategoricalProfile:
     def encode(self, column: Any) -> npt.NDArray[np.int32]:
         values = categorical_values(column)
         unseen = len(self.categories)
+        if values.dtype.kind == "U" and unseen <= 32:  # few labels: one comparison each
+            codes_ = np.full(values.size, unseen, dtype=np.int32)
+            for code, category in enumerate(self.categories):
+                if isinstance(category, str):
+                    codes_[values == category] = code
+            return codes_
         if values.dtype.kind in "US":  # no missing values possible: map the uniques
             uniques, inverse = np.unique(values, return_inverse=True)
             codes = np.array([self.lookup.get(u, unseen) for u in uniques.tolist()])
