@@ -490,6 +490,40 @@ def show_evaluation(result: dict[str, Any]) -> None:
     )
 
 
+# ------------------------------------------------------- 2b. evaluation cost vs distinct values
+def jittered(columns: Columns, numeric: list[str], rng: np.random.Generator) -> Columns:
+    """Numeric columns nudged by 1e-6 sd so that (almost) every value is distinct."""
+    return {name: column + rng.normal(0.0, 1e-6 * column.std(), column.size)
+            if name in numeric else column for name, column in columns.items()}
+
+
+def bench_distinct(data: Data, sizes: Sizes) -> dict[str, Any]:
+    """report() on the real values (≤ 569 distinct per feature) and on a continuous variant
+    of the same data (every reference value distinct): the worst case for the slot counts,
+    whose report cost grows with the distinct values the window touches."""
+    rng = np.random.default_rng(SEED + 5)
+    current = data.sample(rng, sizes.eval_window)
+    variants = {"real values": (data.reference, current),
+                "continuous (jittered)": (jittered(data.reference, data.numeric, rng),
+                                          jittered(current, data.numeric, rng))}
+    results: dict[str, Any] = {}
+    for label, (reference, window) in variants.items():
+        inputs = EvalInputs(reference, window, data.numeric, data.categorical)
+        seconds, _ = time_calls(prepare_driftloop(inputs), sizes.eval_repeats, sizes.warmup)
+        distinct = int(np.median([np.unique(reference[n]).size for n in data.numeric]))
+        results[label] = {"seconds": seconds, "median_s": statistics.median(seconds),
+                          "distinct": distinct}
+    return results
+
+
+def show_distinct(result: dict[str, Any]) -> None:
+    rows = [[label, f"{r['distinct']:,}", ms(r["median_s"]), ms(min(r["seconds"]))]
+            for label, r in result.items()]
+    print_table("2b. driftloop report() cost against the reference's distinct values "
+                "(10k window)", ["reference", "distinct values / feature", "median ms",
+                                 "min ms"], rows)
+
+
 # ---------------------------------------------------------------------------- 3. false alarms
 def bench_false_alarms(data: Data, sizes: Sizes) -> dict[str, Any]:
     rng = np.random.default_rng(SEED + 3)
@@ -721,6 +755,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     show_observe(observe)
     evaluation = bench_evaluation(data, sizes)
     show_evaluation(evaluation)
+    distinct = bench_distinct(data, sizes)
+    show_distinct(distinct)
     false_alarms = bench_false_alarms(data, sizes)
     show_false_alarms(false_alarms)
     delay = bench_delay(data, sizes)
@@ -733,7 +769,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json is not None:
         raw = {
             "machine": facts, "quick": args.quick, "sizes": asdict(sizes), "seed": SEED,
-            "observe": observe, "evaluation": evaluation, "false_alarms": false_alarms,
+            "observe": observe, "evaluation": evaluation, "distinct": distinct,
+            "false_alarms": false_alarms,
             "delay": delay, "goals": [asdict(g) for g in found], "seconds": elapsed,
         }
         args.json.write_text(json.dumps(to_json(raw), indent=2) + "\n")
