@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 # pytest exits 5 when it collects no tests: that is not a failure of the suite.
 test: lint
+	scripts/services.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 

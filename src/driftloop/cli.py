@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -15,6 +14,7 @@ from rich.console import Console
 
 from driftloop.drift import DriftDetector, DriftInputError, DriftPolicy, DriftReport
 from driftloop.examples import breast_cancer_shift
+from driftloop.fsutil import write_atomic
 from driftloop.reporting import render_html, render_terminal
 from driftloop.tables import TableReadError, read_table
 
@@ -162,24 +162,6 @@ def _emit(text: str, out: Path | None) -> None:
         return
     write_atomic(out, text.encode())
     click.echo(f"Report written to {out}", err=True)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename: never a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # what open() would have given, not mkstemp's 0600
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @main.command("example-data")

@@ -1,0 +1,128 @@
+"""One SQLAlchemy Core schema for every table driftloop keeps, and the engine factory.
+
+SQLite (WAL) is the embedded default; PostgreSQL (psycopg 3) is the multi-replica backend.
+Both run the same statements. SQLite transactions that write start with ``BEGIN
+IMMEDIATE`` so two writers queue on the database lock instead of failing when one of
+them tries to upgrade a read lock; PostgreSQL uses row locks (``SELECT … FOR UPDATE``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+#: One row per model name: the counters that writers serialise on.
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("next_version", sa.Integer, nullable=False),
+    sa.Column("generation", sa.Integer, nullable=False),  # bumped on every alias change
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # candidate|champion|archived|rejected
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("parent_version", sa.Integer),
+    sa.Column("dataset_id", sa.String(200)),
+    sa.Column("dataset_sha256", sa.String(64)),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("drift_event_id", sa.String(64)),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("artifact_path", sa.String(500), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("framework", sa.String(50), nullable=False),
+    sa.Column("code_revision", sa.String(64)),
+)
+
+#: champion / candidate (and any user alias) → version; one indexed read serves get_champion.
+aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("alias", sa.String(50), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("name", sa.String(200)),
+    sa.Column("version", sa.Integer),
+    sa.Column("reason", sa.Text),
+    sa.Column("details", sa.JSON, nullable=False),
+)
+
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.Integer, nullable=False),
+    sa.Column("slot", sa.String(16), nullable=False),
+    sa.Column("features", sa.JSON, nullable=False),
+    sa.Column("output", sa.JSON),
+    sa.Column("shadow", sa.JSON),  # {"version": int, "output": ...} when mirrored
+    sa.Column("label", sa.JSON),
+    sa.Column("labelled_at", sa.DateTime(timezone=True), index=True),
+)
+
+dataset_snapshots = sa.Table(
+    "dataset_snapshots",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("path", sa.String(500), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("parent_id", sa.String(200)),
+    sa.Column("manifest", sa.JSON, nullable=False),
+)
+
+
+def create_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``), schema created.
+
+    SQLite gets WAL, ``synchronous=FULL`` (a committed transaction survives power loss),
+    a 30 s busy timeout and ``BEGIN IMMEDIATE`` for every transaction.
+    """
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = sa.create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    metadata.create_all(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below decide
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
