@@ -16,6 +16,9 @@ from sqlalchemy.engine import Engine
 
 metadata = sa.MetaData()
 
+#: PostgreSQL advisory lock held while creating the schema ("dlschema" in ASCII).
+SCHEMA_LOCK_KEY = 0x646C736368656D61
+
 #: One row per model name: the counters that writers serialise on.
 models = sa.Table(
     "models",
@@ -53,6 +56,16 @@ aliases = sa.Table(
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("alias", sa.String(50), primary_key=True),
     sa.Column("version", sa.Integer, nullable=False),
+)
+
+#: The champions of a model in the order they served; rollback pops the newest.
+champion_history = sa.Table(
+    "champion_history",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
 audit_log = sa.Table(
@@ -107,7 +120,10 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
-    metadata.create_all(engine)
+    with engine.begin() as conn:  # several processes may start at once: one creates
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        metadata.create_all(conn)
     return engine
 
 

@@ -1,0 +1,86 @@
+"""Model artifacts on disk: written once, atomically, and verified before every load.
+
+``<root>/models/<name>/<version>/`` holds what the adapter wrote plus ``artifact.json``
+(framework and per-file sha256). The version's **sha256** is the sha256 of the lines
+``"<relative path>\\0<file sha256>\\n"`` over every file in the folder, sorted by path:
+a change to any byte, a missing file or an extra file changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from driftloop.fsutil import atomic_directory, file_digest
+from driftloop.models.base import ModelAdapter
+from driftloop.registry.errors import ArtifactIntegrityError
+
+MANIFEST = "artifact.json"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_model_name(name: str) -> str:
+    """Model names become folder names: letters, digits, '.', '_', '-', at most 100."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise ValueError(
+            f"name: {name!r} is not a valid model name (letters, digits, '.', '_', '-'; "
+            "1 to 100 characters, starting with a letter or digit)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    path: str  # relative to the store root, '/'-separated
+    sha256: str
+    size_bytes: int
+
+
+def folder_digest(folder: Path) -> tuple[str, int]:
+    """The sha256 defined above and the total size of the files in ``folder``."""
+    digest = hashlib.sha256()
+    size = 0
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = file.relative_to(folder).as_posix()
+        digest.update(f"{relative}\0{file_digest(file)}\n".encode())
+        size += file.stat().st_size
+    return digest.hexdigest(), size
+
+
+class ArtifactStore:
+    """Model folders under ``root / "models"``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def write(self, name: str, version: int, model: Any, adapter: ModelAdapter) -> StoredArtifact:
+        relative = f"models/{check_model_name(name)}/{version}"
+        with atomic_directory(self.root / relative) as tmp:
+            adapter.save(model, tmp)
+            files = {p.relative_to(tmp).as_posix(): file_digest(p)
+                     for p in sorted(tmp.rglob("*")) if p.is_file()}
+            meta = {"name": name, "version": version, "framework": adapter.framework,
+                    "files": files}
+            (tmp / MANIFEST).write_text(json.dumps(meta, indent=2, sort_keys=True))
+            sha256, size = folder_digest(tmp)
+        return StoredArtifact(relative, sha256, size)
+
+    def verify(self, relative: str, expected_sha256: str) -> Path:
+        """The artifact folder, after checking its sha256; ArtifactIntegrityError otherwise."""
+        folder = self.root / relative
+        if not folder.is_dir():
+            raise ArtifactIntegrityError(f"artifact {folder} is missing")
+        actual, _ = folder_digest(folder)
+        if actual != expected_sha256:
+            raise ArtifactIntegrityError(
+                f"artifact {folder} is corrupt: sha256 {actual} != recorded {expected_sha256}; "
+                "it was not loaded. Restore it from a backup or roll back to another version."
+            )
+        return folder
+
+    def load(self, relative: str, expected_sha256: str, adapter: ModelAdapter) -> Any:
+        return adapter.load(self.verify(relative, expected_sha256))
