@@ -40,7 +40,9 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	touch $@
 
 bench: $(BENCH_VENV)/.installed
+	scripts/services.sh
 	$(BENCH_VENV)/bin/python benchmarks/drift_bench.py $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python benchmarks/registry_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,18 @@ class ArtifactStore:
 
     def load(self, relative: str, expected_sha256: str, adapter: ModelAdapter) -> Any:
         return adapter.load(self.verify(relative, expected_sha256))
+
+    def orphans(self, referenced: set[str], older_than: float) -> list[Path]:
+        """Model folders no row references and temporary folders a crash left behind,
+        last modified more than ``older_than`` seconds ago (younger ones may belong to a
+        push still in progress in another process)."""
+        models = self.root / "models"
+        if not models.is_dir():
+            return []
+        cutoff = time.time() - older_than
+        found = []
+        for folder in sorted(models.glob("*/*")):
+            relative = folder.relative_to(self.root).as_posix()
+            if folder.is_dir() and relative not in referenced and folder.stat().st_mtime < cutoff:
+                found.append(folder)
+        return found

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -294,6 +295,21 @@ class ModelRegistry:
                                               "drift_event_id": v.drift_event_id})
                 edges.append({"source": drift_node, "target": upstream, "kind": "triggered"})
         return {"nodes": list(nodes.values()), "edges": edges}
+
+    def collect_garbage(self, older_than: float = 3600.0) -> list[Path]:
+        """Delete artifact folders that no version references (a push killed between its
+        artifact and its row, or a temporary folder) older than ``older_than`` seconds."""
+        with self.engine.connect() as conn:
+            referenced = set(conn.execute(sa.select(db.model_versions.c.artifact_path)).scalars())
+        removed = self.artifacts.orphans(referenced, older_than)
+        for folder in removed:
+            shutil.rmtree(folder)
+        if removed:
+            with self.engine.begin() as conn:
+                self._audit(conn, "registry", "collect_garbage", None, None, None,
+                            {"removed": [p.relative_to(self.artifacts.root).as_posix()
+                                         for p in removed]})
+        return removed
 
     # ------------------------------------------------------------------ internals
     def _allocate_version(self, name: str) -> int:
