@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 import skops.io as sio
+import sqlalchemy as sa
 from tests.registry.helpers import assert_consistent, small_model
 
+from driftloop import db
 from driftloop.models import UnsupportedModelError, UntrustedArtifactError
 from driftloop.registry import (
     ArtifactIntegrityError,
@@ -123,6 +126,10 @@ def test_model_names_are_safe_folder_names(reg: ModelRegistry, name: str) -> Non
 
 
 def test_lineage_links_versions_datasets_runs_and_drift_events(reg: ModelRegistry) -> None:
+    with reg.engine.begin() as conn:
+        conn.execute(sa.insert(db.dataset_snapshots).values(
+            id="d1", created_at=datetime.now(UTC), path="datasets/d1", rows=120,
+            sha256="a" * 64, parent_id=None, manifest={}))
     reg.push_candidate("m", small_model(), dataset=("d1", "a" * 64))
     reg.promote_candidate("m", 1)
     reg.push_candidate("m", small_model(1), parent=1, dataset=("d2", "b" * 64), run_id="r2",
@@ -137,6 +144,8 @@ def test_lineage_links_versions_datasets_runs_and_drift_events(reg: ModelRegistr
                      ("dataset:d2", "model:m:2", "trained_on"),
                      ("run:r2", "model:m:2", "produced"),
                      ("drift:e2", "run:r2", "triggered")}
+    d1 = next(n for n in graph["nodes"] if n["id"] == "dataset:d1")
+    assert (d1["rows"], d1["path"], d1["sha256"]) == (120, "datasets/d1", "a" * 64)
     with pytest.raises(ModelNotFoundError):
         reg.push_candidate("m", small_model(), parent=7)
 

@@ -294,7 +294,22 @@ class ModelRegistry:
                 nodes.setdefault(drift_node, {"id": drift_node, "type": "drift_event",
                                               "drift_event_id": v.drift_event_id})
                 edges.append({"source": drift_node, "target": upstream, "kind": "triggered"})
+        self._describe_snapshots(nodes)
         return {"nodes": list(nodes.values()), "edges": edges}
+
+    def _describe_snapshots(self, nodes: dict[str, dict[str, Any]]) -> None:
+        """Add what the snapshot table knows (rows, time, parent) to the dataset nodes."""
+        ids = [n["dataset_id"] for n in nodes.values() if n["type"] == "dataset"]
+        if not ids:
+            return
+        table = db.dataset_snapshots
+        with self.engine.connect() as conn:
+            for row in conn.execute(sa.select(table.c.id, table.c.rows, table.c.created_at,
+                                              table.c.parent_id, table.c.path)
+                                    .where(table.c.id.in_(ids))):
+                nodes[f"dataset:{row.id}"].update(rows=row.rows, path=row.path,
+                                                  created_at=_utc(row.created_at).isoformat(),
+                                                  parent_id=row.parent_id)
 
     def collect_garbage(self, older_than: float = 3600.0) -> list[Path]:
         """Delete artifact folders that no version references (a push killed between its
