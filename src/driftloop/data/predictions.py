@@ -1,0 +1,714 @@
+"""The prediction log: every served prediction, and the label that arrives for it later.
+
+The server appends one :class:`PredictionRecord` per request (usually through a
+:class:`~driftloop.data.writer.BatchingWriter`, so a request never waits on the
+database); ``POST /feedback``
+attaches a label with :meth:`PredictionLog.feedback`; retraining reads the labelled rows
+as a DataFrame with :meth:`PredictionLog.labelled`; :meth:`PredictionLog.prune` enforces
+retention. Everything runs on both backends of :mod:`driftloop.db`.
+
+Decisions that callers can rely on:
+
+- **Timestamps are timezone-aware and stored as UTC.** A naive datetime is rejected with
+  :class:`PredictionInputError` naming the field: replicas in different zones would
+  otherwise write ambiguous times, and a silent guess is worse than a loud error. Every
+  datetime read back is aware UTC.
+- **Values are plain JSON.** numpy scalars and arrays become Python numbers and lists.
+  NaN (and ``pandas.NA``) becomes ``null``, because NaN is how pandas and numpy spell a
+  missing value and a served request with a missing feature must still be logged; it
+  comes back as NaN/None in :meth:`~PredictionLog.labelled`. ±inf is a real value that
+  JSON cannot hold, so it is rejected with an error naming the feature
+  (``features.<name>``) rather than being silently changed. Any other non-JSON type
+  (datetime, Decimal, …) is rejected too.
+- **A label is never null**: an unlabelled prediction is one whose ``label`` column is
+  SQL NULL, so a null label would be indistinguishable from "no label yet".
+- **Feature names must not shadow the metadata columns** of :meth:`~PredictionLog.labelled`
+  (:data:`METADATA_COLUMNS`); such a record is refused at append time, when the model's
+  schema is being wired up, rather than when a retraining run finds the collision.
+
+A runnable example (in-memory SQLite):
+
+>>> from datetime import UTC, datetime
+>>> from driftloop.db import create_engine
+>>> log = PredictionLog(create_engine("sqlite://"))
+>>> at = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+>>> log.append([PredictionRecord("r1", at, "churn", 3, "champion", {"age": 41}, 0.82)])
+1
+>>> log.feedback("r1", 1).previous_label is None
+True
+>>> log.labelled()[["request_id", "age", "output", "label"]].to_dict("records")
+[{'request_id': 'r1', 'age': 41, 'output': 0.82, 'label': 1}]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from driftloop.db import predictions as _table
+
+__all__ = [
+    "METADATA_COLUMNS",
+    "DuplicateRequestError",
+    "FeedbackBatchResult",
+    "FeedbackConflictError",
+    "FeedbackResult",
+    "PredictionInputError",
+    "PredictionLog",
+    "PredictionLogError",
+    "PredictionRecord",
+    "StoredPrediction",
+    "UnknownRequestError",
+    "normalise_record",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The non-feature columns of :meth:`PredictionLog.labelled`, in order; feature names
+#: may not use them.
+METADATA_COLUMNS: tuple[str, ...] = (
+    "request_id",
+    "ts",
+    "model_name",
+    "model_version",
+    "slot",
+    "output",
+    "label",
+    "labelled_at",
+)
+
+# Column widths of driftloop.db.predictions, checked here because SQLite does not.
+_MAX_LEN = {"request_id": 64, "model_name": 200, "slot": 16}
+
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class PredictionLogError(Exception):
+    """Base class of every error raised by the prediction log."""
+
+
+class PredictionInputError(PredictionLogError, ValueError):
+    """A record, label or argument is invalid; ``field`` names it (``features.age``)."""
+
+    def __init__(self, message: str, *, field: str, request_id: str | None = None) -> None:
+        self.field = field
+        self.request_id = request_id
+        where = f"request {request_id!r}: " if request_id is not None else ""
+        super().__init__(f"{where}field {field!r}: {message}")
+
+
+class DuplicateRequestError(PredictionLogError, ValueError):
+    """A request_id is logged twice; the whole batch was refused, nothing written.
+
+    ``already_stored`` tells the two cases apart: the id is in the database already
+    (a retried request, or a write whose commit was acknowledged late), or it appears
+    twice among the records being added.
+    """
+
+    def __init__(self, request_ids: Sequence[str], *, already_stored: bool) -> None:
+        self.request_ids = tuple(request_ids)
+        self.already_stored = already_stored
+        first = self.request_ids[0] if self.request_ids else "?"
+        more = f" (and {len(self.request_ids) - 1} more)" if len(self.request_ids) > 1 else ""
+        why = "is already logged" if already_stored else "appears more than once"
+        super().__init__(
+            f"request_id {first!r}{more} {why}; nothing from this batch was written"
+        )
+
+
+class UnknownRequestError(PredictionLogError, LookupError):
+    """No prediction has this request_id: it was never logged, or it has been pruned."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(
+            f"no prediction with request_id {request_id!r} (never logged, or pruned)"
+        )
+
+
+class FeedbackConflictError(PredictionLogError):
+    """The prediction already has a label; pass ``overwrite=True`` to replace it."""
+
+    def __init__(self, request_id: str, label: Any, labelled_at: datetime | None) -> None:
+        self.request_id = request_id
+        self.label = label
+        self.labelled_at = labelled_at
+        when = labelled_at.isoformat() if labelled_at is not None else "?"
+        super().__init__(
+            f"request_id {request_id!r} is already labelled ({label!r} at {when}); "
+            "pass overwrite=True to replace the label"
+        )
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One served prediction, as the server logs it.
+
+    ``shadow`` is ``{"version": int, "output": ...}`` when the request was mirrored to a
+    shadow model, else None. ``output`` may be any JSON value (a score, a class, a dict).
+    """
+
+    request_id: str
+    ts: datetime
+    model_name: str
+    model_version: int
+    slot: str
+    features: Mapping[str, Any]
+    output: Any = None
+    shadow: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StoredPrediction(PredictionRecord):
+    """A logged prediction read back, with its label (None until feedback arrives)."""
+
+    label: Any = None
+    labelled_at: datetime | None = None
+
+    @property
+    def labelled(self) -> bool:
+        return self.labelled_at is not None
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """What :meth:`PredictionLog.feedback` stored, and the label it replaced, if any."""
+
+    request_id: str
+    label: Any
+    labelled_at: datetime
+    previous_label: Any = None
+    previous_labelled_at: datetime | None = None
+
+    @property
+    def overwritten(self) -> bool:
+        return self.previous_labelled_at is not None
+
+
+@dataclass(frozen=True)
+class FeedbackBatchResult:
+    """Outcome of :meth:`PredictionLog.feedback_many`, each list in input order.
+
+    ``conflicts`` holds ids that were already labelled, including a repeat of an id that
+    this same call labelled earlier.
+    """
+
+    applied: tuple[str, ...]
+    unknown: tuple[str, ...]
+    conflicts: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def normalise_record(record: PredictionRecord) -> PredictionRecord:
+    """A validated copy of ``record``: UTC ``ts``, plain-Python JSON values.
+
+    Raises :class:`PredictionInputError` naming the offending field. Idempotent, so the
+    :class:`BatchingWriter` can check a record when it is handed over (where the caller
+    can still react) and :meth:`PredictionLog.append` can check again cheaply.
+    """
+    if not isinstance(record, PredictionRecord):
+        raise PredictionInputError(
+            f"expected a PredictionRecord, got {type(record).__name__}", field="record"
+        )
+    rid = _text(record.request_id, "request_id", None)
+    features = record.features
+    if not isinstance(features, Mapping):
+        raise PredictionInputError(
+            f"expected a mapping of feature name to value, got {type(features).__name__}",
+            field="features", request_id=rid,
+        )
+    clean_features: dict[str, Any] = {}
+    for name, value in features.items():
+        if not isinstance(name, str):
+            raise PredictionInputError(
+                f"feature names must be strings, got {name!r}", field="features", request_id=rid
+            )
+        if name in METADATA_COLUMNS:
+            raise PredictionInputError(
+                "this name is reserved for a metadata column of PredictionLog.labelled()",
+                field=f"features.{name}", request_id=rid,
+            )
+        clean_features[name] = _json_value(value, f"features.{name}", rid)
+    shadow = record.shadow
+    if shadow is not None and not isinstance(shadow, Mapping):
+        raise PredictionInputError(
+            f"expected a mapping or None, got {type(shadow).__name__}",
+            field="shadow", request_id=rid,
+        )
+    return PredictionRecord(
+        request_id=rid,
+        ts=_utc(record.ts, "ts", rid),
+        model_name=_text(record.model_name, "model_name", rid),
+        model_version=_version(record.model_version, rid),
+        slot=_text(record.slot, "slot", rid),
+        features=clean_features,
+        output=_json_value(record.output, "output", rid),
+        shadow=None if shadow is None else _json_value(shadow, "shadow", rid),
+    )
+
+
+def _text(value: Any, field: str, rid: str | None) -> str:
+    if not isinstance(value, str) or not value:
+        raise PredictionInputError(f"expected a non-empty string, got {value!r}",
+                                   field=field, request_id=rid)
+    if len(value) > _MAX_LEN[field]:
+        raise PredictionInputError(
+            f"longer than {_MAX_LEN[field]} characters ({len(value)})", field=field, request_id=rid
+        )
+    return str(value)
+
+
+def _version(value: Any, rid: str) -> int:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise PredictionInputError(f"expected an integer, got {value!r}",
+                                   field="model_version", request_id=rid)
+    if value < 0:
+        raise PredictionInputError(f"must be >= 0, got {value}",
+                                   field="model_version", request_id=rid)
+    return int(value)
+
+
+def _utc(value: Any, field: str, rid: str | None = None) -> datetime:
+    """``value`` as an aware UTC ``datetime`` (a plain one, even from a pandas Timestamp)."""
+    if not isinstance(value, datetime):
+        raise PredictionInputError(f"expected a datetime, got {type(value).__name__}",
+                                   field=field, request_id=rid)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise PredictionInputError(
+            "naive datetime; pass a timezone-aware one such as datetime.now(UTC)",
+            field=field, request_id=rid,
+        )
+    u = value.astimezone(UTC)
+    return datetime(u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond,
+                    tzinfo=UTC)
+
+
+def _json_value(value: Any, path: str, rid: str | None) -> Any:
+    """``value`` as plain JSON-compatible Python; NaN → None, ±inf and other types refused."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)  # np.str_ → str
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        if math.isnan(number):
+            return None
+        if math.isinf(number):
+            raise PredictionInputError(f"{number} is not valid JSON (only NaN maps to null)",
+                                       field=path, request_id=rid)
+        return number
+    if value is pd.NA:
+        return None
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise PredictionInputError(f"JSON object keys must be strings, got {key!r}",
+                                           field=path, request_id=rid)
+            out[str(key)] = _json_value(item, f"{path}.{key}", rid)
+        return out
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return [_json_value(item, f"{path}[{i}]", rid) for i, item in enumerate(value)]
+    raise PredictionInputError(f"{type(value).__name__} is not JSON-serialisable",
+                               field=path, request_id=rid)
+
+
+def _label(label: Any, rid: str) -> Any:
+    clean = _json_value(label, "label", rid)
+    if clean is None:
+        raise PredictionInputError(
+            "a label cannot be null or NaN (a NULL label means 'not labelled yet')",
+            field="label", request_id=rid,
+        )
+    return clean
+
+
+def _request_id(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise PredictionInputError(f"expected a non-empty string, got {value!r}",
+                                   field="request_id")
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    """A datetime read back: SQLite returns naive UTC, PostgreSQL the session's zone."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _from_db(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value)
+
+
+def _now(value: datetime | None, field: str) -> datetime:
+    return datetime.now(UTC) if value is None else _utc(value, field)
+
+
+def _json_or_null(value: Any) -> Any:
+    # SQL NULL rather than JSON 'null', so "shadow IS NULL" means what it says.
+    return sa.null() if value is None else value
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --------------------------------------------------------------------------- the log
+
+
+class PredictionLog:
+    """The ``predictions`` table behind a small, transactional API.
+
+    Thread-safe: every method borrows its own connection from the engine's pool and runs
+    in its own short transaction. ``chunk_size`` bounds the ids put in one ``IN (...)``
+    list and the labels applied per transaction by :meth:`feedback_many`.
+    """
+
+    def __init__(self, engine: Engine, *, chunk_size: int = 500) -> None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self._engine = engine
+        self._chunk = chunk_size
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, records: Iterable[PredictionRecord]) -> int:
+        """Insert ``records`` with one batched INSERT in one transaction; return the count.
+
+        Every record is validated first (:func:`normalise_record`). A request_id that is
+        repeated in the batch or already stored raises :class:`DuplicateRequestError`
+        naming it, and nothing from the batch is written.
+        """
+        clean = [normalise_record(record) for record in records]
+        if not clean:
+            return 0
+        ids = [record.request_id for record in clean]
+        repeated = [rid for rid, n in _counts(ids).items() if n > 1]
+        if repeated:
+            raise DuplicateRequestError(repeated, already_stored=False)
+        rows = [
+            {
+                "request_id": r.request_id,
+                "ts": r.ts,
+                "model_name": r.model_name,
+                "model_version": r.model_version,
+                "slot": r.slot,
+                "features": r.features,
+                "output": _json_or_null(r.output),
+                "shadow": _json_or_null(r.shadow),
+            }
+            for r in clean
+        ]
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(_table.insert(), rows)
+        except IntegrityError as exc:
+            # The transaction rolled back; find which ids collided, for the message.
+            existing = self._existing(ids)
+            if not existing:
+                raise
+            raise DuplicateRequestError(existing, already_stored=True) from exc
+        return len(rows)
+
+    def _existing(self, ids: Sequence[str]) -> list[str]:
+        found: set[str] = set()
+        with self._engine.connect() as conn:
+            for chunk in _chunks(ids, self._chunk):
+                query = sa.select(_table.c.request_id).where(_table.c.request_id.in_(chunk))
+                found.update(conn.execute(query).scalars())
+        return [rid for rid in ids if rid in found]
+
+    def feedback(
+        self, request_id: str, label: Any, *, overwrite: bool = False, at: datetime | None = None
+    ) -> FeedbackResult:
+        """Attach ``label`` to the prediction ``request_id``, stamped ``at`` (default now).
+
+        Without ``overwrite`` the write is a conditional ``UPDATE … WHERE label IS NULL``,
+        so of two concurrent labels for one request exactly one wins and the other gets
+        :class:`FeedbackConflictError` (carrying the stored label). With
+        ``overwrite=True`` the row is locked, its old label read and replaced, and the
+        old one is returned in :attr:`FeedbackResult.previous_label`. An id that was
+        never logged or has been pruned raises :class:`UnknownRequestError`. ``at`` may
+        lie long after the prediction; it is not checked against ``ts``, since the two
+        come from different clocks.
+        """
+        rid = _request_id(request_id)
+        clean = _label(label, rid)
+        when = _now(at, "at")
+        with self._engine.begin() as conn:
+            if overwrite:
+                return self._overwrite(conn, rid, clean, when)
+            update = (
+                sa.update(_table)
+                .where(_table.c.request_id == rid, _table.c.label.is_(None))
+                .values(label=clean, labelled_at=when)
+            )
+            if conn.execute(update).rowcount == 1:
+                return FeedbackResult(rid, clean, when)
+            current = conn.execute(
+                sa.select(_table.c.label, _table.c.labelled_at).where(_table.c.request_id == rid)
+            ).one_or_none()
+        if current is None:
+            raise UnknownRequestError(rid)
+        raise FeedbackConflictError(rid, current.label, _from_db(current.labelled_at))
+
+    def _overwrite(self, conn: Connection, rid: str, label: Any, when: datetime) -> FeedbackResult:
+        current = conn.execute(
+            sa.select(_table.c.label, _table.c.labelled_at)
+            .where(_table.c.request_id == rid)
+            .with_for_update()
+        ).one_or_none()
+        if current is None:
+            raise UnknownRequestError(rid)
+        conn.execute(
+            sa.update(_table).where(_table.c.request_id == rid)
+            .values(label=label, labelled_at=when)
+        )
+        return FeedbackResult(rid, label, when, current.label, _from_db(current.labelled_at))
+
+    def feedback_many(
+        self, items: Iterable[tuple[str, Any]], *, at: datetime | None = None
+    ) -> FeedbackBatchResult:
+        """Label many predictions (no overwriting); report what was applied, unknown, in conflict.
+
+        Every label is validated before anything is written. Work proceeds in chunks of
+        ``chunk_size``, one transaction each: the chunk's rows are locked in request_id
+        order (so concurrent batches cannot deadlock), classified, and the unlabelled
+        ones updated with one executemany. A chunk that fails rolls back alone; earlier
+        chunks stay applied and show up as conflicts if the batch is sent again.
+        """
+        when = _now(at, "at")
+        pairs = [(rid, _label(label, rid)) for rid, label in
+                 ((_request_id(rid), label) for rid, label in items)]
+        applied: list[str] = []
+        unknown: list[str] = []
+        conflicts: list[str] = []
+        update = (
+            sa.update(_table)
+            .where(_table.c.request_id == sa.bindparam("b_id"), _table.c.label.is_(None))
+            .values(label=sa.bindparam("b_label"), labelled_at=when)
+        )
+        for chunk in _chunks(pairs, self._chunk):
+            with self._engine.begin() as conn:
+                query = (
+                    sa.select(_table.c.request_id, _table.c.label.is_(None).label("open"))
+                    .where(_table.c.request_id.in_(sorted({rid for rid, _ in chunk})))
+                    .order_by(_table.c.request_id)
+                    .with_for_update()
+                )
+                open_ = {row.request_id: bool(row.open) for row in conn.execute(query)}
+                todo: list[dict[str, Any]] = []
+                for rid, label in chunk:
+                    if rid not in open_:
+                        unknown.append(rid)
+                    elif not open_[rid]:
+                        conflicts.append(rid)
+                    else:
+                        open_[rid] = False  # a repeat later in this batch is a conflict
+                        todo.append({"b_id": rid, "b_label": label})
+                if todo:
+                    result = conn.execute(update, todo)
+                    if (self._engine.dialect.supports_sane_multi_rowcount
+                            and result.rowcount != len(todo)):
+                        raise PredictionLogError(  # cannot happen while the rows are locked
+                            f"expected to label {len(todo)} rows, labelled {result.rowcount}"
+                        )
+            applied.extend(item["b_id"] for item in todo)
+        return FeedbackBatchResult(tuple(applied), tuple(unknown), tuple(conflicts))
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, request_id: str) -> StoredPrediction | None:
+        """The logged prediction with its label, or None if unknown (or pruned)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(_table).where(_table.c.request_id == request_id)
+            ).one_or_none()
+        if row is None:
+            return None
+        return StoredPrediction(
+            request_id=row.request_id,
+            ts=_aware(row.ts),
+            model_name=row.model_name,
+            model_version=row.model_version,
+            slot=row.slot,
+            features=row.features,
+            output=row.output,
+            shadow=row.shadow,
+            label=row.label,
+            labelled_at=_from_db(row.labelled_at),
+        )
+
+    def labelled(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        model_name: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """The labelled predictions as a DataFrame, ordered by ``ts`` (then request_id).
+
+        Columns: :data:`METADATA_COLUMNS` followed by one column per feature, flattened
+        from the features JSON in order of first appearance (a feature missing from a
+        row is NaN/None there). ``ts`` and ``labelled_at`` are ``datetime64[…, UTC]``,
+        ``model_version`` int64; feature, ``output`` and ``label`` dtypes are inferred
+        by pandas. ``df.attrs["feature_columns"]`` lists the feature columns.
+
+        ``since`` is inclusive and ``until`` exclusive, both on the prediction time
+        ``ts``; ``limit`` keeps the first rows in that order (the oldest), as SQL would.
+        """
+        query = sa.select(
+            _table.c.request_id, _table.c.ts, _table.c.model_name, _table.c.model_version,
+            _table.c.slot, _table.c.features, _table.c.output, _table.c.label,
+            _table.c.labelled_at,
+        ).where(_table.c.label.is_not(None))
+        if since is not None:
+            query = query.where(_table.c.ts >= _utc(since, "since"))
+        if until is not None:
+            query = query.where(_table.c.ts < _utc(until, "until"))
+        if model_name is not None:
+            query = query.where(_table.c.model_name == model_name)
+        query = query.order_by(_table.c.ts, _table.c.request_id)
+        if limit is not None:
+            if limit < 0:
+                raise ValueError(f"limit must be >= 0, got {limit}")
+            query = query.limit(limit)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return _frame(rows)
+
+    def count(self, labelled: bool | None = None) -> int:
+        """Number of logged predictions: all (None), labelled (True) or unlabelled (False)."""
+        query = sa.select(sa.func.count()).select_from(_table)
+        if labelled is True:
+            query = query.where(_table.c.label.is_not(None))
+        elif labelled is False:
+            query = query.where(_table.c.label.is_(None))
+        with self._engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # ------------------------------------------------------------------ retention
+
+    def prune(
+        self,
+        *,
+        max_age: timedelta | None = None,
+        max_rows: int | None = None,
+        now: datetime | None = None,
+        batch_size: int = 1000,
+    ) -> int:
+        """Delete predictions older than ``max_age`` and/or beyond the newest ``max_rows``.
+
+        Returns the number of rows deleted. Age is measured on ``ts`` against ``now``
+        (default: the current time). ``max_rows`` keeps the newest rows by
+        (``ts``, request_id); its boundary is fixed when the call starts, so rows
+        appended meanwhile are never touched. Deletion runs in transactions of at most
+        ``batch_size`` rows, oldest first, so a large prune never holds one long lock
+        (on SQLite, the whole-database write lock) and can be interrupted safely.
+        Labelled rows are pruned like any other: a label that arrives afterwards gets
+        :class:`UnknownRequestError`.
+        """
+        if max_age is None and max_rows is None:
+            raise ValueError("prune needs max_age, max_rows or both")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        deleted = 0
+        if max_age is not None:
+            if max_age < timedelta(0):
+                raise ValueError(f"max_age must not be negative, got {max_age}")
+            cutoff = _now(now, "now") - max_age
+            deleted += self._delete_batches(_table.c.ts < cutoff, batch_size)
+        if max_rows is not None:
+            if max_rows < 0:
+                raise ValueError(f"max_rows must be >= 0, got {max_rows}")
+            deleted += self._prune_rows(max_rows, batch_size)
+        return deleted
+
+    def _prune_rows(self, max_rows: int, batch_size: int) -> int:
+        # The newest row to delete: the one just past the max_rows newest.
+        with self._engine.connect() as conn:
+            boundary = conn.execute(
+                sa.select(_table.c.ts, _table.c.request_id)
+                .order_by(_table.c.ts.desc(), _table.c.request_id.desc())
+                .offset(max_rows)
+                .limit(1)
+            ).one_or_none()
+        if boundary is None:
+            return 0
+        ts, rid = _aware(boundary.ts), boundary.request_id
+        older = sa.or_(_table.c.ts < ts, sa.and_(_table.c.ts == ts, _table.c.request_id <= rid))
+        return self._delete_batches(older, batch_size)
+
+    def _delete_batches(self, condition: sa.ColumnElement[bool], batch_size: int) -> int:
+        victims = (
+            sa.select(_table.c.request_id)
+            .where(condition)
+            .order_by(_table.c.ts, _table.c.request_id)
+            .limit(batch_size)
+        )
+        statement = sa.delete(_table).where(_table.c.request_id.in_(victims))
+        total = 0
+        while True:
+            with self._engine.begin() as conn:
+                deleted = conn.execute(statement).rowcount
+            total += deleted
+            if deleted == 0:
+                return total
+
+
+def _counts(ids: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for rid in ids:
+        counts[rid] = counts.get(rid, 0) + 1
+    return counts
+
+
+def _frame(rows: Sequence[Any]) -> pd.DataFrame:
+    """The DataFrame of :meth:`PredictionLog.labelled` from its result rows."""
+    meta = pd.DataFrame(
+        {
+            "request_id": pd.Series([r.request_id for r in rows], dtype=str),
+            "ts": pd.to_datetime([_aware(r.ts) for r in rows], utc=True),
+            "model_name": pd.Series([r.model_name for r in rows], dtype=str),
+            "model_version": pd.Series([r.model_version for r in rows], dtype="int64"),
+            "slot": pd.Series([r.slot for r in rows], dtype=str),
+            "output": pd.Series([r.output for r in rows], dtype=None if rows else object),
+            "label": pd.Series([r.label for r in rows], dtype=None if rows else object),
+            "labelled_at": pd.to_datetime([_aware(r.labelled_at) for r in rows], utc=True),
+        }
+    )
+    features = pd.DataFrame.from_records([r.features for r in rows], index=meta.index)
+    frame = pd.concat([meta, features], axis=1)
+    frame.attrs["feature_columns"] = [str(c) for c in features.columns]
+    return frame
