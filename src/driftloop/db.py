@@ -1,18 +1,22 @@
 """One SQLAlchemy Core schema for every table driftloop keeps, and the engine factory.
 
 SQLite (WAL) is the embedded default; PostgreSQL (psycopg 3) is the multi-replica backend.
-Both run the same statements. SQLite transactions that write start with ``BEGIN
-IMMEDIATE`` so two writers queue on the database lock instead of failing when one of
-them tries to upgrade a read lock; PostgreSQL uses row locks (``SELECT … FOR UPDATE``).
+Both run the same statements. Writes go through :func:`transaction`, which on SQLite
+starts with ``BEGIN IMMEDIATE`` so two writers queue on the database lock instead of
+failing when one of them tries to upgrade a read lock; reads (``engine.connect()``) start
+a deferred transaction and never block a writer (WAL). PostgreSQL uses row locks
+(``SELECT … FOR UPDATE``).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 metadata = sa.MetaData()
 
@@ -120,7 +124,7 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
-    with engine.begin() as conn:  # several processes may start at once: one creates
+    with transaction(engine) as conn:  # several processes may start at once: one creates
         if engine.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
         metadata.create_all(conn)
@@ -140,5 +144,18 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        write = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+_WRITE = "driftloop_write"
+
+
+@contextlib.contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction, committed on success and rolled back on error."""
+    with engine.connect() as plain:
+        conn = plain.execution_options(**{_WRITE: True})
+        with conn.begin():
+            yield conn
 

@@ -126,7 +126,7 @@ def test_model_names_are_safe_folder_names(reg: ModelRegistry, name: str) -> Non
 
 
 def test_lineage_links_versions_datasets_runs_and_drift_events(reg: ModelRegistry) -> None:
-    with reg.engine.begin() as conn:
+    with db.transaction(reg.engine) as conn:
         conn.execute(sa.insert(db.dataset_snapshots).values(
             id="d1", created_at=datetime.now(UTC), path="datasets/d1", rows=120,
             sha256="a" * 64, parent_id=None, manifest={}))

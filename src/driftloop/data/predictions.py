@@ -55,6 +55,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from driftloop import db
 from driftloop.db import predictions as _table
 
 __all__ = [
@@ -430,7 +431,7 @@ class PredictionLog:
             for r in clean
         ]
         try:
-            with self._engine.begin() as conn:
+            with db.transaction(self._engine) as conn:
                 conn.execute(_table.insert(), rows)
         except IntegrityError as exc:
             # The transaction rolled back; find which ids collided, for the message.
@@ -465,7 +466,7 @@ class PredictionLog:
         rid = _request_id(request_id)
         clean = _label(label, rid)
         when = _now(at, "at")
-        with self._engine.begin() as conn:
+        with db.transaction(self._engine) as conn:
             if overwrite:
                 return self._overwrite(conn, rid, clean, when)
             update = (
@@ -519,7 +520,7 @@ class PredictionLog:
             .values(label=sa.bindparam("b_label"), labelled_at=when)
         )
         for chunk in _chunks(pairs, self._chunk):
-            with self._engine.begin() as conn:
+            with db.transaction(self._engine) as conn:
                 query = (
                     sa.select(_table.c.request_id, _table.c.label.is_(None).label("open"))
                     .where(_table.c.request_id.in_(sorted({rid for rid, _ in chunk})))
@@ -680,7 +681,7 @@ class PredictionLog:
         statement = sa.delete(_table).where(_table.c.request_id.in_(victims))
         total = 0
         while True:
-            with self._engine.begin() as conn:
+            with db.transaction(self._engine) as conn:
                 deleted = conn.execute(statement).rowcount
             total += deleted
             if deleted == 0:

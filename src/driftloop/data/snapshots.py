@@ -309,7 +309,7 @@ class SnapshotStore:
 
     def _insert(self, snapshot: Snapshot) -> None:
         assert self.engine is not None
-        with self.engine.begin() as conn:
+        with db.transaction(self.engine) as conn:
             conn.execute(db.dataset_snapshots.insert().values(
                 id=snapshot.id,
                 created_at=snapshot.created_at,

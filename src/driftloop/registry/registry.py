@@ -122,7 +122,7 @@ class ModelRegistry:
             self.get_version(name, parent)  # fails early, before writing anything
         stored = self.artifacts.write(name, version, model, adapter)
         now = _now()
-        with self.engine.begin() as conn:
+        with db.transaction(self.engine) as conn:
             self._lock_model(conn, name)
             conn.execute(sa.insert(db.model_versions).values(
                 name=name, version=version, status=CANDIDATE, created_at=now,
@@ -144,7 +144,7 @@ class ModelRegistry:
     def score_candidate(self, name: str, version: int, metrics: Mapping[str, Any], *,
                         actor: str = "api", reason: str | None = None) -> ModelVersion:
         """Merge ``metrics`` (holdout scores, shadow evidence) into the version's record."""
-        with self.engine.begin() as conn:
+        with db.transaction(self.engine) as conn:
             row = self._row(conn, name, version, lock=True)
             merged = {**row.metrics, **_jsonable(metrics, "metrics")}
             conn.execute(sa.update(db.model_versions)
@@ -158,7 +158,7 @@ class ModelRegistry:
         """Make candidate ``version`` the champion, in one transaction; the old champion is
         archived (never deleted). With ``expected_generation`` the promotion succeeds only
         if nothing changed since the caller read that generation (compare-and-swap)."""
-        with self.engine.begin() as conn:
+        with db.transaction(self.engine) as conn:
             generation = self._lock_model(conn, name)
             if expected_generation is not None and expected_generation != generation:
                 raise PromotionConflictError(
@@ -178,7 +178,7 @@ class ModelRegistry:
 
     def rollback(self, name: str, *, actor: str = "api", reason: str | None = None) -> ModelVersion:
         """Return to the champion before the current one; the current one is archived."""
-        with self.engine.begin() as conn:
+        with db.transaction(self.engine) as conn:
             self._lock_model(conn, name)
             history = conn.execute(
                 sa.select(db.champion_history.c.seq, db.champion_history.c.version)
@@ -201,7 +201,7 @@ class ModelRegistry:
     def reject_candidate(self, name: str, version: int, *, actor: str = "api",
                          reason: str | None = None) -> ModelVersion:
         """Mark a candidate rejected (kept for the record) and clear the candidate alias."""
-        with self.engine.begin() as conn:
+        with db.transaction(self.engine) as conn:
             self._lock_model(conn, name)
             row = self._row(conn, name, version)
             if row.status != CANDIDATE:
@@ -320,7 +320,7 @@ class ModelRegistry:
         for folder in removed:
             shutil.rmtree(folder)
         if removed:
-            with self.engine.begin() as conn:
+            with db.transaction(self.engine) as conn:
                 self._audit(conn, "registry", "collect_garbage", None, None, None,
                             {"removed": [p.relative_to(self.artifacts.root).as_posix()
                                          for p in removed]})
@@ -330,7 +330,7 @@ class ModelRegistry:
     def _allocate_version(self, name: str) -> int:
         """Reserve the next version number in its own transaction (a crash leaves a gap,
         never a duplicate)."""
-        with self.engine.begin() as conn:
+        with db.transaction(self.engine) as conn:
             exists = conn.execute(sa.select(db.models.c.name).where(db.models.c.name == name)
                                   .with_for_update()).first()
             if exists is None:
