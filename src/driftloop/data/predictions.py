@@ -58,21 +58,6 @@ from sqlalchemy.exc import IntegrityError
 from driftloop import db
 from driftloop.db import predictions as _table
 
-__all__ = [
-    "METADATA_COLUMNS",
-    "DuplicateRequestError",
-    "FeedbackBatchResult",
-    "FeedbackConflictError",
-    "FeedbackResult",
-    "PredictionInputError",
-    "PredictionLog",
-    "PredictionLogError",
-    "PredictionRecord",
-    "StoredPrediction",
-    "UnknownRequestError",
-    "normalise_record",
-]
-
 logger = logging.getLogger(__name__)
 
 #: The non-feature columns of :meth:`PredictionLog.labelled`, in order; feature names
