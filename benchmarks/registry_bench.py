@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from driftloop.data.predictions import PredictionLog, PredictionRecord
 from sklearn.linear_model import LogisticRegression
 
+from driftloop.data.predictions import PredictionLog, PredictionRecord
 from driftloop.registry import ModelRegistry
 
 
