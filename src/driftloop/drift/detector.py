@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,11 +40,11 @@ from driftloop.drift.stats import (
     chi2_homogeneity,
     chi2_pvalue,
     js_distance,
-    ks_statistic,
+    ks_statistics,
     psi,
     total_variation,
 )
-from driftloop.drift.window import OpenPane, Pane, PaneWindow
+from driftloop.drift.window import IntArray, OpenPane, Pane, PaneWindow
 
 OUTPUT = "output"
 #: Default window: 5000 events in 2 panes of 2500, measured with benchmarks/drift_bench.py
@@ -54,7 +55,48 @@ OUTPUT = "output"
 #: fell to 3.4 M values/s; ten 500-event panes alarm after 1500-2000 events but only at the
 #: 3rd-4th pane. Smaller windows alarm sooner on large shifts; larger ones see smaller shifts.
 DEFAULT_WINDOW = 5000
+#: Occupied slots evaluated per vectorised pass: many small features share one pass, while a
+#: window over a continuous reference (thousands of occupied slots per feature) is cut into
+#: passes that stay in the CPU cache (measured: one 180k-slot pass was 1.6x slower).
+NUMERIC_BATCH = 20_000
 DEFAULT_PANES = 2
+
+
+@dataclass(frozen=True)
+class NumericLayout:
+    """The numeric features' slot spaces laid end to end, so that their statistics are a
+    few array passes rather than a Python loop: feature ``c`` owns global slots
+    ``slot_offset[c] ..`` and its reference ECDF (led by a 0) sits in ``reference_cdf``
+    shifted by one more per numeric feature before it (``ordinal[c]``)."""
+
+    columns: list[int]
+    slot_offset: npt.NDArray[np.intp]
+    ordinal: npt.NDArray[np.intp]
+    reference_cdf: npt.NDArray[np.float64]
+    bin_edges: npt.NDArray[np.intp]
+    bin_split: npt.NDArray[np.intp]
+
+    @classmethod
+    def of(cls, profiles: Sequence[FeatureProfile]) -> NumericLayout:
+        numeric = [(i, p) for i, p in enumerate(profiles) if isinstance(p, NumericProfile)]
+        slot_offset = np.zeros(len(profiles), dtype=np.intp)
+        ordinal = np.zeros(len(profiles), dtype=np.intp)
+        edges: list[npt.NDArray[np.intp]] = []
+        start = 0
+        for k, (i, p) in enumerate(numeric):
+            slot_offset[i], ordinal[i] = start, k
+            edges.append(p.bin_first_slot + start)
+            start += p.n_slots
+        edges.append(np.array([start], dtype=np.intp))
+        return cls(
+            columns=[i for i, _ in numeric],
+            slot_offset=slot_offset,
+            ordinal=ordinal,
+            reference_cdf=np.concatenate([p.reference_cdf for _, p in numeric]
+                                         or [np.zeros(1)]),
+            bin_edges=np.concatenate(edges),
+            bin_split=np.cumsum([p.n_bins for _, p in numeric])[:-1],
+        )
 
 
 class DriftDetector:
@@ -181,6 +223,7 @@ class DriftDetector:
             self._reference_bins[i, : p.n_bins] = p.reference_bins
         self.fingerprint = fingerprint(self._columns)
         self._window = PaneWindow([p.n_slots for p in self._columns], self.panes)
+        self._numeric_layout = NumericLayout.of(self._columns)
 
     @property
     def feature_names(self) -> list[str]:
@@ -323,26 +366,34 @@ class DriftDetector:
         window = self._window
         rows: list[dict[str, Any]] = []
         current = np.zeros_like(self._reference_bins)
+        numeric: list[tuple[int, npt.NDArray[np.intp], IntArray]] = []
         for i, profile in enumerate(self._columns):
             occupied, counts = window.occupied(i)
             m = int(counts.sum())
-            row: dict[str, Any] = {"name": profile.name, "kind": profile.kind, "count": m,
-                                   "missing": int(window.missing[i]),
-                                   "reference_count": profile.n, "bins": self._labels[i],
-                                   "reference_histogram": self._reference_histograms[i]}
-            rows.append(row)
+            rows.append({"name": profile.name, "kind": profile.kind, "count": m,
+                         "missing": int(window.missing[i]), "reference_count": profile.n,
+                         "bins": self._labels[i],
+                         "reference_histogram": self._reference_histograms[i]})
             if not m:
                 continue
             if isinstance(profile, NumericProfile):
-                row["ks_statistic"] = ks_statistic(profile.reference_cdf, occupied, counts, m)
-                histogram = bin_counts(profile.bin_first_slot, occupied, counts)
+                numeric.append((i, occupied, counts))
             else:
                 histogram = window.totals[i]
                 statistic, dof = chi2_homogeneity(profile.reference_bins, histogram)
-                row["chi2_statistic"] = statistic
-                row["chi2_pvalue"] = chi2_pvalue(statistic, dof)
-            row["current_histogram"] = tuple(histogram.tolist())
-            current[i, : histogram.size] = histogram
+                rows[i].update(chi2_statistic=statistic, chi2_pvalue=chi2_pvalue(statistic, dof))
+                current[i, : histogram.size] = histogram
+        batch: list[tuple[int, npt.NDArray[np.intp], IntArray]] = []
+        for item in numeric:  # batches of ~NUMERIC_BATCH slots keep the arrays in cache
+            batch.append(item)
+            if sum(occupied.size for _, occupied, _ in batch) >= NUMERIC_BATCH:
+                self._numeric_statistics(batch, rows, current)
+                batch = []
+        if batch:
+            self._numeric_statistics(batch, rows, current)
+        for i, row in enumerate(rows):
+            if row["count"]:
+                row["current_histogram"] = tuple(current[i, : self._columns[i].n_bins].tolist())
         present = current.sum(axis=1) > 0
         if present.any():
             distances = zip(
@@ -355,6 +406,27 @@ class DriftDetector:
             for i, psi_, js_, tv_ in distances:
                 rows[i].update(psi=psi_, js_distance=js_, total_variation=tv_)
         return [FeatureDrift(**row) for row in rows]
+
+    def _numeric_statistics(
+        self, numeric: list[tuple[int, npt.NDArray[np.intp], IntArray]],
+        rows: list[dict[str, Any]], current: IntArray,
+    ) -> None:
+        """KS statistics and histograms of every numeric feature in a few array passes:
+        the features' slots are laid end to end (see :meth:`_layout_numeric`)."""
+        layout = self._numeric_layout
+        columns = [i for i, _, _ in numeric]
+        lengths = [occupied.size for _, occupied, _ in numeric]
+        slots = np.concatenate([occupied for _, occupied, _ in numeric])
+        slots += np.repeat(layout.slot_offset[columns], lengths)
+        counts = np.concatenate([counts for _, _, counts in numeric])
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        cdf_index = slots + np.repeat(layout.ordinal[columns], lengths)
+        statistics = ks_statistics(layout.reference_cdf, cdf_index, counts, starts)
+        histograms = np.split(bin_counts(layout.bin_edges, slots, counts), layout.bin_split)
+        for i, d in zip(columns, statistics.tolist(), strict=True):
+            rows[i]["ks_statistic"] = d
+        for i, histogram in zip(layout.columns, histograms, strict=True):
+            current[i, : histogram.size] += histogram
 
     # ------------------------------------------------------------------ replicas
     def merge(self, other: DriftDetector) -> DriftDetector:
