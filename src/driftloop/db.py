@@ -113,6 +113,27 @@ dataset_snapshots = sa.Table(
 )
 
 
+#: Each serving process's drift window (DriftDetector.window_bytes), for the leader to merge.
+drift_windows = sa.Table(
+    "drift_windows",
+    metadata,
+    sa.Column("worker_id", sa.String(100), primary_key=True),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("window", sa.LargeBinary, nullable=False),
+)
+
+#: The leader's merged view: the latest drift report (JSON) per model.
+drift_reports = sa.Table(
+    "drift_reports",
+    metadata,
+    sa.Column("model_name", sa.String(200), primary_key=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("leader_id", sa.String(100), nullable=False),
+    sa.Column("report", sa.JSON, nullable=False),
+)
+
+
 def create_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``), schema created.
 

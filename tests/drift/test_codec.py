@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from driftloop.drift import DriftDetector, DriftFormatError, codec
+from driftloop.drift import DriftDetector, DriftFormatError, IncompatibleDetectorError, codec
 
 
 @pytest.fixture
@@ -50,12 +50,30 @@ def test_other_versions_are_refused_by_number(blob: bytes) -> None:
 
 
 def test_well_formed_but_inconsistent_state_is_refused() -> None:
-    state = {"columns": [{"name": "x", "kind": "numeric", "missing": 0, "psi_bins": 10}]}
+    state = {"kind": "detector",
+             "columns": [{"name": "x", "kind": "numeric", "missing": 0, "psi_bins": 10}]}
     sealed = codec.pack(state, {"c0.counts": np.array([1, 2]), "c0.values": np.array([2.0, 1.0])})
     with pytest.raises(DriftFormatError, match="'x'"):
         DriftDetector.from_bytes(sealed)
     with pytest.raises(DriftFormatError, match="inconsistent"):
-        DriftDetector.from_bytes(codec.pack({"columns": []}, {}))
+        DriftDetector.from_bytes(codec.pack({"kind": "detector", "columns": []}, {}))
+
+
+def test_window_bytes_merge_like_detectors_and_are_not_detectors(blob: bytes) -> None:
+    replica = DriftDetector.from_bytes(blob)
+    direct = DriftDetector.from_bytes(blob).merge(replica)
+    shipped = DriftDetector.from_bytes(blob).merge_window_bytes(replica.window_bytes())
+    assert shipped.to_bytes() == direct.to_bytes()
+    assert len(replica.window_bytes()) < len(blob) / 3  # no reference inside
+    with pytest.raises(DriftFormatError, match="not a whole detector"):
+        DriftDetector.from_bytes(replica.window_bytes())
+    with pytest.raises(DriftFormatError, match="not a detector window"):
+        replica.merge_window_bytes(blob)
+    rng = np.random.default_rng(4)
+    other = DriftDetector.from_reference({"x": rng.normal(size=500),
+                                          "c": rng.choice(["a", "b"], 500)}, window=100, panes=2)
+    with pytest.raises(IncompatibleDetectorError, match="different references"):
+        other.merge_window_bytes(replica.window_bytes())
 
 
 def test_only_plain_numeric_dtypes_are_written() -> None:

@@ -225,3 +225,22 @@ def test_bad_window_settings_are_refused(kw: dict) -> None:
     name = next(iter(kw))
     with pytest.raises(ValueError, match=name):
         make(**kw)
+
+
+def test_a_merging_process_alarms_on_its_replicas_windows() -> None:
+    def replica() -> DriftDetector:
+        return DriftDetector.from_reference(REFERENCE, pane_seconds=10, panes=2,
+                                            clock=fixed_clock, policy=DriftPolicy(consecutive=2))
+
+    leader, replicas = replica(), [replica(), replica()]
+    events = []
+    for t in (5, 15, 25, 35):
+        for k, r in enumerate(replicas):
+            r.observe(stationary(300, seed=t + k).assign(age=lambda d: d["age"] + 8), timestamp=t)
+            r.tick(now=t + 10)
+        leader.clear_window()
+        for r in replicas:
+            leader.merge_window_bytes(r.window_bytes())
+        events += leader.evaluate()
+    assert leader.report().window_size == 1200  # two panes of 2 x 300 events
+    assert len(events) == 1 and events[0].drifted_features == ("age",)

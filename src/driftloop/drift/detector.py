@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftloop.drift import codec
+from driftloop.drift import state
 from driftloop.drift.columns import Table, column_names, get_column, infer_kind, is_row
-from driftloop.drift.errors import DriftFormatError, DriftInputError, IncompatibleDetectorError
+from driftloop.drift.errors import DriftInputError, IncompatibleDetectorError
 from driftloop.drift.policy import AlarmState, DriftEvent, DriftPolicy
 from driftloop.drift.profile import (
     CategoricalProfile,
@@ -44,7 +44,7 @@ from driftloop.drift.stats import (
     psi,
     total_variation,
 )
-from driftloop.drift.window import IntArray, OpenPane, Pane, PaneWindow
+from driftloop.drift.window import IntArray, PaneWindow
 
 OUTPUT = "output"
 #: Default window: 5000 events in 2 panes of 2500, measured with benchmarks/drift_bench.py
@@ -290,10 +290,24 @@ class DriftDetector:
         pane = self._window.close_open(next_id)
         if self._first_pane is None:
             self._first_pane = pane.id
-        report = self._evaluate(pane.id)
+        return self.evaluate(pane.id)
+
+    def evaluate(self, pane_id: int | None = None) -> list[DriftEvent]:
+        """An evaluation point: judge the window, update the alarm streak, return the
+        alarm it raises. Called at every pane close; a process that assembles its window
+        from replicas (:meth:`merge_window_bytes`) calls it when a new pane arrived."""
+        report = self.last_report = self._judge(
+            self._window.newest_id if pane_id is None else pane_id)
         if self._alarm.update(report.drifted, self.policy.consecutive):
             return [DriftEvent(report, self.events_seen)]
         return []
+
+    def clear_window(self) -> None:
+        """Empty the window and the event count, keeping the reference and alarm streak:
+        a merging process refills it from the replicas' windows before each evaluation."""
+        self._window = PaneWindow(self._window.slot_sizes, self.panes)
+        self._first_pane = None
+        self.events_seen = 0
 
     def _encode(self, features: Table, output: Any) -> npt.NDArray[np.int32]:
         row = is_row(features)
@@ -332,10 +346,6 @@ class DriftDetector:
     def report(self) -> DriftReport:
         """Evaluate the window now (closed panes only) without touching the alarm state."""
         return self._judge(self._window.newest_id)
-
-    def _evaluate(self, pane_id: int) -> DriftReport:
-        self.last_report = self._judge(pane_id)
-        return self.last_report
 
     def _window_fill(self) -> float:
         window = self._window
@@ -438,65 +448,42 @@ class DriftDetector:
         """
         if not isinstance(other, DriftDetector):
             raise IncompatibleDetectorError(f"cannot merge a {type(other).__name__}")
-        if other.fingerprint != self.fingerprint:
-            raise IncompatibleDetectorError("cannot merge detectors built on different references")
-        mine = (self.window, self.panes, self.pane_seconds)
-        theirs = (other.window, other.panes, other.pane_seconds)
-        if mine != theirs:
-            raise IncompatibleDetectorError(
-                f"cannot merge detectors with different windows (window, panes, pane_seconds): "
-                f"{mine} vs {theirs}"
-            )
+        state.check_compatible(self, other.fingerprint, other.window_settings)
+        return self.merge_window(state.WindowDelta.of(other))
+
+    def window_bytes(self) -> bytes:
+        """Only the window (panes, open pane, counters) and the reference's fingerprint:
+        what a replica ships to the process that merges them, a few kB instead of the
+        whole reference. Read it back with :meth:`merge_window_bytes`."""
+        return state.dump_window(self)
+
+    def merge_window_bytes(self, data: bytes) -> DriftDetector:
+        """Merge a replica's :meth:`window_bytes` into this detector; returns ``self``."""
+        return self.merge_window(state.load_window(self, data))
+
+    def merge_window(self, delta: state.WindowDelta) -> DriftDetector:
         window = self._window
-        for pane in other._window.closed:
+        for pane in delta.closed:
             window.insert(pane)
         if window.newest_id is not None:
             window.evict_before(window.newest_id - self.panes + 1)
-        if other._window.open.events:
-            window.open.add(other._window.open.codes)
-            window.open.id = max(window.open.id, other._window.open.id)
-        firsts = [f for f in (self._first_pane, other._first_pane) if f is not None]
+        if delta.open_codes.shape[1]:
+            window.open.add(delta.open_codes)
+            window.open.id = max(window.open.id, delta.open_id)
+        firsts = [f for f in (self._first_pane, delta.first_pane) if f is not None]
         self._first_pane = min(firsts) if firsts else None
-        self.events_seen += other.events_seen
+        self.events_seen += delta.events_seen
         return self
+
+    @property
+    def window_settings(self) -> tuple[int, int, float | None]:
+        return (self.window, self.panes, self.pane_seconds)
 
     # ------------------------------------------------------------------ persistence
     def to_bytes(self) -> bytes:
         """The whole state — reference, window, alarm streak — in the format of
         :mod:`driftloop.drift.codec`. ``from_bytes`` restores an equal detector."""
-        arrays: dict[str, npt.NDArray[Any]] = {}
-        columns: list[dict[str, Any]] = []
-        for j, p in enumerate(self._columns):
-            arrays[f"c{j}.counts"] = p.counts
-            if isinstance(p, NumericProfile):
-                arrays[f"c{j}.values"] = p.values
-                columns.append({"name": p.name, "kind": p.kind, "missing": p.missing,
-                                "psi_bins": p.psi_bins})
-            else:
-                columns.append({"name": p.name, "kind": p.kind, "missing": p.missing,
-                                "categories": p.categories})
-        panes = []
-        for k, pane in enumerate(self._window.closed):
-            panes.append({"id": pane.id, "events": pane.events})
-            arrays[f"p{k}.missing"] = pane.missing
-            for j, (slots, counts) in enumerate(zip(pane.slots, pane.counts, strict=True)):
-                arrays[f"p{k}.{j}.slots"] = slots
-                arrays[f"p{k}.{j}.counts"] = counts
-        arrays["open.codes"] = self._window.open.codes
-        state = {
-            "columns": columns,
-            "has_output": self._output is not None,
-            "window": self.window,
-            "panes": self.panes,
-            "pane_seconds": self.pane_seconds,
-            "policy": self.policy.to_dict(),
-            "alarm": {"streak": self._alarm.streak, "fired": self._alarm.fired},
-            "events_seen": self.events_seen,
-            "first_pane": self._first_pane,
-            "closed": panes,
-            "open_id": self._window.open.id,
-        }
-        return codec.pack(state, arrays)
+        return state.dump(self)
 
     @classmethod
     def from_bytes(
@@ -507,62 +494,7 @@ class DriftDetector:
         clock: Callable[[], float] = time.time,
     ) -> DriftDetector:
         """Restore a detector from :meth:`to_bytes`; ``policy`` overrides the stored one."""
-        state, arrays = codec.unpack(data)
-        try:
-            return cls._from_state(state, arrays, policy, clock)
-        except DriftFormatError:
-            raise
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise DriftFormatError(f"detector state is inconsistent: {exc!r}") from exc
-
-    @classmethod
-    def _from_state(
-        cls,
-        state: dict[str, Any],
-        arrays: dict[str, npt.NDArray[Any]],
-        policy: DriftPolicy | None,
-        clock: Callable[[], float],
-    ) -> DriftDetector:
-        profiles: list[FeatureProfile] = []
-        for j, col in enumerate(state["columns"]):
-            counts = arrays[f"c{j}.counts"]
-            if col["kind"] == "numeric":
-                values = arrays[f"c{j}.values"]
-                if values.size < 2 or values.size != counts.size or np.any(np.diff(values) <= 0):
-                    raise DriftFormatError(f"column {col['name']!r}: reference values are invalid")
-                profiles.append(NumericProfile(col["name"], values, counts, int(col["missing"]),
-                                               int(col["psi_bins"])))
-            else:
-                if len(col["categories"]) != counts.size:
-                    raise DriftFormatError(f"column {col['name']!r}: categories and counts differ")
-                profiles.append(CategoricalProfile(col["name"], list(col["categories"]), counts,
-                                                   int(col["missing"])))
-        output = profiles.pop() if state["has_output"] else None
-        det = cls(profiles, output=output, window=int(state["window"]), panes=int(state["panes"]),
-                  pane_seconds=state["pane_seconds"],
-                  policy=policy or DriftPolicy.from_dict(state["policy"]), clock=clock)
-        det._alarm = AlarmState(int(state["alarm"]["streak"]), bool(state["alarm"]["fired"]))
-        det.events_seen = int(state["events_seen"])
-        det._first_pane = state["first_pane"]
-        sizes = det._window.slot_sizes
-        for k, meta in enumerate(state["closed"]):
-            slots = [arrays[f"p{k}.{j}.slots"].astype(np.int32) for j in range(len(sizes))]
-            counts_ = [arrays[f"p{k}.{j}.counts"] for j in range(len(sizes))]
-            for s, c, size in zip(slots, counts_, sizes, strict=True):
-                in_range = s.size == 0 or (s.min() >= 0 and s.max() < size)
-                if s.size != c.size or not in_range or np.any(c < 0):
-                    raise DriftFormatError(f"pane {meta['id']}: slot counts out of range")
-            det._window.insert(Pane(int(meta["id"]), int(meta["events"]), slots, counts_,
-                                    arrays[f"p{k}.missing"]))
-        codes = arrays["open.codes"]
-        if codes.shape[0] != len(sizes) or any(
-            codes[j].size and (codes[j].min() < -1 or codes[j].max() >= size)
-            for j, size in enumerate(sizes)
-        ):
-            raise DriftFormatError("open pane codes out of range")
-        det._window.open = OpenPane(int(state["open_id"]), sizes)
-        det._window.open.add(codes.astype(np.int32))
-        return det
+        return state.load(cls, data, policy, clock)
 
 
 def _column_of(reference: Table, name: str) -> Any:
