@@ -1,0 +1,59 @@
+"""What the server calls: a batch of feature rows in, one JSON-able output per row.
+
+Any object with ``predict_batch(rows) -> list`` serves as is (the Gemini agent does).
+scikit-learn estimators are wrapped: rows become a DataFrame in the feature order the
+server was configured with; a classifier's output is ``{"prediction": label, "score": p}``
+(``score`` = probability of the positive class for binary classifiers), a regressor's
+``{"prediction": value}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+
+@runtime_checkable
+class ServedModel(Protocol):
+    def predict_batch(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """One output per row, in order."""
+
+
+class SklearnServed:
+    """A fitted scikit-learn estimator behind the ServedModel contract."""
+
+    def __init__(self, estimator: Any, features: Sequence[str]) -> None:
+        self.estimator = estimator
+        self.features = list(features)
+        classes = getattr(estimator, "classes_", None)
+        self._binary = (classes is not None and len(classes) == 2
+                        and hasattr(estimator, "predict_proba"))
+
+    def predict_batch(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        frame = pd.DataFrame.from_records(list(rows), columns=self.features)
+        labels = np.asarray(self.estimator.predict(frame)).tolist()
+        if not self._binary:
+            return [{"prediction": label} for label in labels]
+        scores = np.asarray(self.estimator.predict_proba(frame))[:, 1].tolist()
+        return [{"prediction": label, "score": score}
+                for label, score in zip(labels, scores, strict=True)]
+
+
+def served(model: Any, features: Sequence[str]) -> ServedModel:
+    """``model`` as a ServedModel: as is when it has ``predict_batch``, else wrapped."""
+    if isinstance(model, ServedModel):
+        return model
+    if hasattr(model, "predict"):
+        return SklearnServed(model, features)
+    raise TypeError(f"cannot serve a {type(model).__name__}: it has neither predict_batch "
+                    "nor predict")
+
+
+def monitored_output(output: Any) -> Any:
+    """The value the drift detector watches for one output: the score when there is one."""
+    if isinstance(output, Mapping):
+        return output.get("score", output.get("prediction"))
+    return output

@@ -1,0 +1,207 @@
+"""AdaptiveAgentRouter: which model answers a request, and which one shadows it.
+
+Two slots, champion and candidate, each a loaded model behind its own BatchingQueue.
+Modes: ``off`` (champion only); ``shadow`` (a fraction of requests mirrored to the
+candidate, the response always from the champion); ``canary`` (the candidate serves a
+share ``weight`` of routing keys, sticky: one key always gets one version); ``ab`` (the
+same sticky split, and the other arm computed too so both are logged).
+
+Swapping a slot is one attribute assignment of an immutable :class:`Slot`: a request
+reads the slot once when it starts and finishes on it, so no lock sits on the request
+path and in-flight requests are never cut off. The new model is warmed on sample rows
+before the swap; the old queue drains, then stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from driftloop.models.served import ServedModel
+from driftloop.serving.batching import BatchingQueue
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["off", "shadow", "canary", "ab"]
+MODES: tuple[str, ...] = ("off", "shadow", "canary", "ab")
+CHAMPION, CANDIDATE = "champion", "candidate"
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The traffic split; every field is validated and a bad one names itself."""
+
+    mode: Mode = "off"
+    weight: float = 0.0  # candidate share of routing keys in canary / ab
+    shadow_fraction: float = 1.0  # share of requests mirrored in shadow mode
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
+        for name in ("weight", "shadow_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}: must be between 0 and 1, got {value!r}")
+
+    def shares(self, has_candidate: bool) -> dict[str, float]:
+        """Share of responses each slot serves, and of requests mirrored (for metrics)."""
+        if not has_candidate or self.mode == "off":
+            return {CHAMPION: 1.0, CANDIDATE: 0.0, "shadow": 0.0}
+        if self.mode == "shadow":
+            return {CHAMPION: 1.0, CANDIDATE: 0.0, "shadow": self.shadow_fraction}
+        mirrored = 1.0 if self.mode == "ab" else 0.0
+        return {CHAMPION: 1.0 - self.weight, CANDIDATE: self.weight, "shadow": mirrored}
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    version: int
+    model: ServedModel
+    queue: BatchingQueue
+
+
+@dataclass
+class Routed:
+    """One routed prediction: the answer, who gave it, and the mirrored call if any."""
+
+    output: Any
+    slot: str
+    version: int
+    mirror: asyncio.Task[Any] | None = None
+    mirror_version: int | None = None
+    fell_back: bool = False
+
+
+@dataclass
+class RouterCounters:
+    candidate_errors: int = 0
+    candidate_timeouts: int = 0
+    fallbacks: int = 0
+    mirrored: int = 0
+    swaps: int = 0
+    by_slot: dict[str, int] = field(default_factory=lambda: {CHAMPION: 0, CANDIDATE: 0})
+
+
+def unit_hash(key: str) -> float:
+    """A stable number in [0, 1) for ``key``: the same key gets the same slot everywhere."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+class AdaptiveAgentRouter:
+    """Routes each request to a slot and mirrors it when the mode says so."""
+
+    def __init__(self, traffic: Traffic | None = None, *, candidate_timeout: float = 2.0,
+                 max_batch: int = 64, max_wait_ms: float = 2.0, max_queue: int = 2048) -> None:
+        self.traffic = traffic or Traffic()
+        self.candidate_timeout = candidate_timeout
+        self._queue_options = {"max_batch": max_batch, "max_wait_ms": max_wait_ms,
+                               "max_queue": max_queue}
+        self.champion: Slot | None = None
+        self.candidate: Slot | None = None
+        self.counters = RouterCounters()
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ slots
+    async def install(self, slot: str, version: int, model: ServedModel,
+                      warm_rows: Sequence[Mapping[str, Any]] = ()) -> Slot:
+        """Warm ``model`` on ``warm_rows`` behind a fresh queue, then swap it into ``slot``."""
+        if slot not in (CHAMPION, CANDIDATE):
+            raise ValueError(f"slot: must be champion or candidate, got {slot!r}")
+        queue = BatchingQueue(model.predict_batch, name=f"{slot}-v{version}",
+                              **self._queue_options)  # type: ignore[arg-type]
+        await queue.start()
+        if warm_rows:
+            try:
+                await queue.predict_many(list(warm_rows))
+            except Exception:
+                await queue.stop()
+                raise
+        new = Slot(slot, version, model, queue)
+        old = self.champion if slot == CHAMPION else self.candidate
+        if slot == CHAMPION:
+            self.champion = new
+        else:
+            self.candidate = new
+        self.counters.swaps += 1
+        if old is not None:
+            self._retire(old)
+        return new
+
+    def remove_candidate(self) -> None:
+        old, self.candidate = self.candidate, None
+        if old is not None:
+            self._retire(old)
+
+    def _retire(self, slot: Slot) -> None:
+        """Let the old slot's queued requests finish, then stop its worker."""
+        task = asyncio.get_running_loop().create_task(slot.queue.stop())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def close(self) -> None:
+        for slot in (self.champion, self.candidate):
+            if slot is not None:
+                await slot.queue.stop()
+        for task in list(self._retiring):
+            with contextlib.suppress(Exception):
+                await task
+
+    # ------------------------------------------------------------------ routing
+    def choose(self, routing_key: str) -> tuple[Slot, Slot | None]:
+        """The slot that answers and the slot that is mirrored, for one request."""
+        champion, candidate, traffic = self.champion, self.candidate, self.traffic
+        if champion is None:
+            raise LookupError("no champion is loaded")
+        if candidate is None or traffic.mode == "off":
+            return champion, None
+        draw = unit_hash(routing_key)
+        if traffic.mode == "shadow":
+            return champion, candidate if draw < traffic.shadow_fraction else None
+        if draw < traffic.weight:
+            return candidate, champion if traffic.mode == "ab" else None
+        return champion, candidate if traffic.mode == "ab" else None
+
+    async def predict(self, row: Mapping[str, Any], routing_key: str) -> Routed:
+        serve, mirror = self.choose(routing_key)
+        if serve.name == CANDIDATE:
+            try:
+                output = await asyncio.wait_for(serve.queue.submit(row), self.candidate_timeout)
+            except Exception as exc:  # the candidate never takes a request down with it
+                self._count_candidate_failure(exc)
+                champion = self.champion
+                assert champion is not None
+                self.counters.fallbacks += 1
+                self.counters.by_slot[CHAMPION] += 1
+                out = await champion.queue.submit(row)
+                return Routed(out, CHAMPION, champion.version, fell_back=True)
+        else:
+            output = await serve.queue.submit(row)
+        self.counters.by_slot[serve.name] += 1
+        routed = Routed(output, serve.name, serve.version)
+        if mirror is not None:
+            self.counters.mirrored += 1
+            routed.mirror = asyncio.get_running_loop().create_task(self._mirror(mirror, row))
+            routed.mirror_version = mirror.version
+        return routed
+
+    async def _mirror(self, slot: Slot, row: Mapping[str, Any]) -> Any:
+        try:
+            return await asyncio.wait_for(slot.queue.submit(row), self.candidate_timeout)
+        except Exception as exc:
+            if slot.name == CANDIDATE:
+                self._count_candidate_failure(exc)
+            return None
+
+    def _count_candidate_failure(self, exc: BaseException) -> None:
+        if isinstance(exc, TimeoutError):
+            self.counters.candidate_timeouts += 1
+        else:
+            self.counters.candidate_errors += 1
+            logger.warning("candidate failed: %s", exc)
