@@ -29,7 +29,7 @@ class Tagged:
 
 async def router_with(champion: Tagged, candidate: Tagged | None, traffic: Traffic,
                       **kw: Any) -> AdaptiveAgentRouter:
-    router = AdaptiveAgentRouter(traffic, **kw)
+    router = AdaptiveAgentRouter(traffic, **{"max_wait_ms": 0.2, **kw})
     await router.install("champion", 1, champion)
     if candidate is not None:
         await router.install("candidate", 2, candidate)
@@ -60,7 +60,7 @@ def test_shadow_mirrors_and_never_answers_from_the_candidate() -> None:
 def test_canary_split_is_sticky_and_close_to_the_weight() -> None:
     async def main() -> None:
         router = await router_with(Tagged("a"), Tagged("b"), Traffic("canary", weight=0.3))
-        keys = [f"user-{i}" for i in range(2000)]
+        keys = [f"user-{i}" for i in range(1000)]
         first = [(await router.predict({"x": 0}, k)).slot for k in keys]
         again = [(await router.predict({"x": 0}, k)).slot for k in keys]
         assert first == again
