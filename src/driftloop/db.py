@@ -30,6 +30,7 @@ models = sa.Table(
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("next_version", sa.Integer, nullable=False),
     sa.Column("generation", sa.Integer, nullable=False),  # bumped on every alias change
+    sa.Column("traffic", sa.JSON),  # the serving split (mode, weight, shadow_fraction)
 )
 
 model_versions = sa.Table(

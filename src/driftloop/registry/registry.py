@@ -214,6 +214,25 @@ class ModelRegistry:
             self._audit(conn, actor, "reject", name, version, reason, {})
         return self.get_version(name, version)
 
+    def set_traffic(self, name: str, traffic: Mapping[str, Any], *, actor: str = "api",
+                    reason: str | None = None) -> int:
+        """Store the serving split for every server process (they follow ``generation``);
+        returns the new generation."""
+        with db.transaction(self.engine) as conn:
+            self._lock_model(conn, name)
+            conn.execute(sa.update(db.models).where(db.models.c.name == name)
+                         .values(traffic=_jsonable(traffic, "traffic")))
+            self._bump(conn, name)
+            self._audit(conn, actor, "set_traffic", name, None, reason, dict(traffic))
+            return int(conn.execute(sa.select(db.models.c.generation)
+                                    .where(db.models.c.name == name)).scalar_one())
+
+    def traffic(self, name: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(db.models.c.traffic)
+                                 .where(db.models.c.name == name)).scalar()
+        return dict(value) if value else None
+
     # ------------------------------------------------------------------ reading
     def get_champion(self, name: str) -> ModelVersion | None:
         """The serving version, by one indexed join on the alias table."""

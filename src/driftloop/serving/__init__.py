@@ -1,0 +1,1 @@
+"""The model server: routing, batching, metrics."""

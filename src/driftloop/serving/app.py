@@ -1,0 +1,296 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+Request bodies are pydantic models built from the champion's feature schema, so ``/docs``
+shows the real fields, and a bad body gets a 4xx naming the field: never a 500.
+Mutating endpoints need ``Authorization: Bearer <admin token>`` when one is configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, create_model
+
+from driftloop.config import Settings
+from driftloop.data.predictions import (
+    FeedbackConflictError,
+    PredictionInputError,
+    UnknownRequestError,
+)
+from driftloop.registry import ModelNotFoundError, PromotionConflictError
+from driftloop.serving.batching import QueueFullError
+from driftloop.serving.router import MODES, Traffic
+from driftloop.serving.service import FeatureSpec, ModelService
+
+logger = logging.getLogger(__name__)
+
+Number = Annotated[float, Field(strict=False, allow_inf_nan=False)]
+FIELD_TYPES: dict[str, Any] = {"number": Number | None, "string": StrictStr | None,
+                               "boolean": StrictBool | None}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field, self.headers = status, message, field, headers
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(min_length=1, max_length=64)
+    label: StrictStr | int | float | bool
+    overwrite: bool = False
+
+
+class TrafficRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["off", "shadow", "canary", "ab"]
+    weight: float = Field(0.0, ge=0.0, le=1.0)
+    shadow_fraction: float = Field(1.0, ge=0.0, le=1.0)
+    reason: str | None = Field(None, max_length=500)
+
+
+class AdminAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=500)
+
+
+def request_models(features: list[FeatureSpec], max_rows: int) -> tuple[type[BaseModel],
+                                                                        type[BaseModel]]:
+    """The /predict and /predict/batch bodies for this feature schema."""
+    fields: dict[str, Any] = {f.name: (FIELD_TYPES[f.kind], ...) for f in features}
+    feature_model = create_model("Features", __config__=ConfigDict(extra="forbid"), **fields)
+    predict = create_model(
+        "PredictRequest", __config__=ConfigDict(extra="forbid"),
+        features=(feature_model, ...),
+        request_id=(str | None, Field(None, min_length=1, max_length=64)),
+        routing_key=(str | None, Field(None, min_length=1, max_length=200)),
+    )
+    batch = create_model("PredictBatchRequest", __config__=ConfigDict(extra="forbid"),
+                         rows=(list[predict], Field(..., min_length=1,  # type: ignore[valid-type]
+                                                    max_length=max_rows)))
+    return predict, batch
+
+
+def create_app(settings: Settings, service: ModelService | None = None) -> FastAPI:
+    """The driftloop server for ``settings``; the models load when the app starts."""
+    service = service or ModelService(settings)
+    if not settings.admin_token:
+        logger.warning("NO ADMIN TOKEN IS SET: anyone who can reach this server can promote, "
+                       "roll back and change traffic. Set DRIFTLOOP_ADMIN_TOKEN or --admin-token.")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        _add_predict_routes(app, service, settings)
+        yield
+        await service.stop()
+
+    app = FastAPI(title="driftloop", version="0.1.0", lifespan=lifespan,
+                  description="Model server with drift detection, shadow evaluation and "
+                              "zero-downtime promotion.")
+    app.state.service = service
+    _add_error_handlers(app)
+    _add_body_limit(app, settings.max_body_bytes)
+    require_admin = _admin_guard(settings.admin_token)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        champion = service.router.champion
+        return {"status": "ok" if champion else "starting",
+                "champion": champion.version if champion else None}
+
+    @app.post("/feedback")
+    async def feedback(body: FeedbackRequest) -> dict[str, Any]:
+        try:
+            result = await _in_thread(service.log.feedback, body.request_id, body.label,
+                                      overwrite=body.overwrite)
+        except UnknownRequestError as exc:
+            raise ApiError(404, str(exc), "request_id") from exc
+        except FeedbackConflictError as exc:
+            raise ApiError(409, f"{exc} (send overwrite=true to replace it)", "label") from exc
+        except PredictionInputError as exc:
+            raise ApiError(422, str(exc), "label") from exc
+        return {"request_id": body.request_id, "labelled_at": result.labelled_at.isoformat(),
+                "previous_label": result.previous_label}
+
+    @app.get("/api/state")
+    async def state() -> dict[str, Any]:
+        router = service.router
+        observer = service.observer
+        return {
+            "model": service.name,
+            "generation": service.generation,
+            "champion": _slot(router.champion),
+            "candidate": _slot(router.candidate),
+            "traffic": vars(router.traffic) | {"shares": router.traffic.shares(
+                router.candidate is not None)},
+            "queues": {name: s.queue.depth for name, s in (("champion", router.champion),
+                                                          ("candidate", router.candidate)) if s},
+            "observations": {"queued": observer.queue.qsize() if observer else 0,
+                             "dropped": observer.dropped if observer else 0,
+                             "observed": observer.observed if observer else 0},
+            "router": {k: v for k, v in vars(router.counters).items()},
+            "alarms": len(service.alarms),
+        }
+
+    @app.get("/api/drift")
+    async def drift() -> dict[str, Any]:
+        detector = service.detector
+        report = detector.last_report if detector else None
+        return {"report": report.to_dict() if report else None,
+                "alarms": [e.to_dict() for e in service.alarms[-20:]]}
+
+    @app.get("/api/models")
+    async def models() -> dict[str, Any]:
+        versions = await _in_thread(service.registry.list_versions, service.name)
+        lineage = await _in_thread(service.registry.lineage, service.name)
+        return {"model": service.name, "versions": [v.to_dict() for v in versions],
+                "lineage": lineage}
+
+    @app.post("/api/models/{version}/promote", dependencies=[Depends(require_admin)])
+    async def promote(version: int, body: AdminAction | None = None) -> dict[str, Any]:
+        try:
+            promoted = await _in_thread(service.registry.promote_candidate, service.name,
+                                        version, actor="admin", reason=body and body.reason)
+        except ModelNotFoundError as exc:
+            raise ApiError(404, str(exc), "version") from exc
+        except PromotionConflictError as exc:
+            raise ApiError(409, str(exc), "version") from exc
+        await service.refresh()
+        return {"champion": promoted.to_dict()}
+
+    @app.post("/api/rollback", dependencies=[Depends(require_admin)])
+    async def rollback(body: AdminAction | None = None) -> dict[str, Any]:
+        try:
+            champion = await _in_thread(service.registry.rollback, service.name, actor="admin",
+                                        reason=body and body.reason)
+        except PromotionConflictError as exc:
+            raise ApiError(409, str(exc)) from exc
+        await service.refresh()
+        return {"champion": champion.to_dict()}
+
+    @app.put("/api/traffic", dependencies=[Depends(require_admin)])
+    async def traffic(body: TrafficRequest) -> dict[str, Any]:
+        split = Traffic(body.mode, body.weight, body.shadow_fraction)
+        await _in_thread(service.registry.set_traffic, service.name,
+                         {"mode": split.mode, "weight": split.weight,
+                          "shadow_fraction": split.shadow_fraction},
+                         actor="admin", reason=body.reason)
+        await service.refresh()
+        return {"traffic": vars(service.router.traffic), "modes": list(MODES)}
+
+    return app
+
+
+def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings) -> None:
+    """Routes whose bodies depend on the champion's schema, added once it is known."""
+    if any(getattr(r, "path", None) == "/predict" for r in app.router.routes):
+        return
+    predict_model, batch_model = request_models(service.features, settings.max_batch_rows)
+
+    async def predict(body: Any) -> dict[str, Any]:
+        return await _predict_one(service, body)
+
+    async def predict_batch(body: Any) -> dict[str, Any]:
+        return {"predictions": [await _predict_one(service, row) for row in body.rows]}
+
+    # The body types exist only now; FastAPI reads them from the (resolved) annotations.
+    predict.__annotations__["body"] = predict_model
+    predict_batch.__annotations__["body"] = batch_model
+
+    app.add_api_route("/predict", predict, methods=["POST"])
+    app.add_api_route("/predict/batch", predict_batch, methods=["POST"])
+    app.openapi_schema = None  # rebuild /openapi.json with the real fields
+
+
+async def _predict_one(service: ModelService, body: Any) -> dict[str, Any]:
+    try:
+        request_id, routed = await service.predict(body.features.model_dump(), body.request_id,
+                                                   body.routing_key)
+    except QueueFullError as exc:
+        raise ApiError(503, f"overloaded: {exc}; retry shortly", headers={"Retry-After": "1"}
+                       ) from exc
+    except LookupError as exc:
+        raise ApiError(503, str(exc), headers={"Retry-After": "1"}) from exc
+    except Exception as exc:  # the model itself failed: not the client's fault, not a crash
+        logger.exception("prediction failed")
+        raise ApiError(503, f"the model failed to predict: {type(exc).__name__}",
+                       headers={"Retry-After": "1"}) from exc
+    return {"request_id": request_id, "model_version": routed.version, "slot": routed.slot,
+            "output": routed.output}
+
+
+def _slot(slot: Any) -> dict[str, Any] | None:
+    return None if slot is None else {"version": slot.version, "queue_depth": slot.queue.depth}
+
+
+async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def _admin_guard(token: str | None) -> Callable[[Request], Awaitable[None]]:
+    async def require_admin(request: Request) -> None:
+        if not token:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
+            raise ApiError(401, "this endpoint needs the admin token: send "
+                           "'Authorization: Bearer <token>'", "Authorization",
+                           headers={"WWW-Authenticate": "Bearer"})
+    return require_admin
+
+
+def _error(status: int, message: str, field: str | None = None,
+           details: list[dict[str, Any]] | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": {"status": status, "message": message, "field": field}}
+    if details:
+        body["error"]["details"] = details
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.field, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = []
+        for err in exc.errors():
+            location = [str(p) for p in err.get("loc", ()) if p != "body"]
+            details.append({"field": ".".join(location) or "body", "message": err.get("msg")})
+        first = details[0] if details else {"field": "body", "message": "invalid body"}
+        return _error(422, f"{first['field']}: {first['message']}", first["field"], details)
+
+    @app.exception_handler(ValueError)
+    async def value_error(_: Request, exc: ValueError) -> JSONResponse:
+        return _error(422, str(exc))
+
+
+def _add_body_limit(app: FastAPI, limit: int) -> None:
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next: Callable[[Request],
+                                                               Awaitable[Response]]) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return _error(413, f"the body is larger than {limit} bytes", "body")
+        if declared is None and request.method in ("POST", "PUT", "PATCH"):
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    return _error(413, f"the body is larger than {limit} bytes", "body")
+            request._body = body  # starlette reads the cached body after streaming
+        return await call_next(request)

@@ -1,0 +1,210 @@
+"""ModelService: everything one server process holds, and how it follows the registry.
+
+Startup loads the champion (and candidate) from the registry — checksum-verified, warmed
+on reference rows — builds the drift detector on the champion's training data, and starts
+the observation path. A follower task then polls the registry's ``generation`` counter
+(≤ 0.5 s) and hot-swaps slots or the traffic split when another process changed them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from driftloop.config import Settings
+from driftloop.data.predictions import PredictionLog
+from driftloop.data.snapshots import SnapshotStore
+from driftloop.data.writer import BatchingWriter
+from driftloop.drift import DriftDetector, DriftEvent
+from driftloop.models.served import monitored_output, served
+from driftloop.registry import ModelRegistry, ModelVersion
+from driftloop.serving.observer import Observation, Observer
+from driftloop.serving.router import CANDIDATE, CHAMPION, AdaptiveAgentRouter, Routed, Traffic
+from driftloop.tables import read_table
+
+logger = logging.getLogger(__name__)
+
+#: Reference rows the detector and the output profile are built on (a uniform sample).
+MAX_REFERENCE_ROWS = 100_000
+WARM_ROWS = 8
+
+
+class ServiceUnavailableError(RuntimeError):
+    """The service cannot serve yet (no champion); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    kind: str  # "number" | "string" | "boolean"
+
+
+class ModelService:
+    """The loaded models, router, detector and logs of one server process."""
+
+    def __init__(self, settings: Settings, registry: ModelRegistry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or ModelRegistry.open(settings.database_url,
+                                                       artifacts=settings.data_dir)
+        self.name = settings.model_name
+        self.worker_id = f"{uuid.uuid4().hex[:8]}"
+        self.router = AdaptiveAgentRouter(
+            Traffic(settings.traffic_mode, settings.candidate_weight,  # type: ignore[arg-type]
+                    settings.shadow_fraction),
+            candidate_timeout=settings.candidate_timeout, max_batch=settings.max_batch,
+            max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue)
+        self.log = PredictionLog(self.registry.engine)
+        self.writer: BatchingWriter | None = None
+        self.detector: DriftDetector | None = None
+        self.observer: Observer | None = None
+        self.features: list[FeatureSpec] = []
+        self.reference: pd.DataFrame | None = None
+        self.generation = -1
+        self.alarms: list[DriftEvent] = []
+        self._follower: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        champion = self.registry.get_champion(self.name)
+        if champion is None:
+            raise ServiceUnavailableError(
+                f"model {self.name!r} has no champion in {self.settings.database_url}: push and "
+                "promote a version first (ModelRegistry.push_candidate / promote_candidate, or "
+                "`driftloop demo`)")
+        self.generation = self.registry.generation(self.name)
+        self.reference = self._reference_for(champion)
+        self.features = _feature_specs(self.reference)
+        await self._install(CHAMPION, champion)
+        candidate = self.registry.get_candidate(self.name)
+        if candidate is not None:
+            await self._install(CANDIDATE, candidate)
+        self._apply_traffic()
+        self.detector = await self._build_detector()
+        if self.settings.log_predictions:
+            self.writer = BatchingWriter(self.log)
+        self.observer = Observer(self.detector, self.writer, self.name,
+                                 max_queue=self.settings.observe_queue,
+                                 on_alarms=self.alarms.extend)
+        self.observer.start()
+        self._follower = asyncio.get_running_loop().create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+        if self.observer is not None:
+            await self.observer.stop()
+        if self.writer is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
+        await self.router.close()
+        self.registry.engine.dispose()
+
+    # ------------------------------------------------------------------ requests
+    async def predict(self, features: Mapping[str, Any], request_id: str | None,
+                      routing_key: str | None) -> tuple[str, Routed]:
+        request_id = request_id or uuid.uuid4().hex
+        routed = await self.router.predict(features, routing_key or request_id)
+        if self.observer is not None:
+            self.observer.offer(Observation(request_id, datetime.now(UTC), dict(features),
+                                            routed.output, routed.version, routed.slot,
+                                            routed.mirror, routed.mirror_version))
+        return request_id, routed
+
+    # ------------------------------------------------------------------ following the registry
+    async def refresh(self) -> bool:
+        """Converge on the registry now: swap slots and traffic that changed. True if it did."""
+        generation = await asyncio.to_thread(self.registry.generation, self.name)
+        if generation == self.generation:
+            return False
+        self.generation = generation
+        champion, candidate = await asyncio.to_thread(
+            lambda: (self.registry.get_champion(self.name), self.registry.get_candidate(self.name)))
+        if champion is not None and (self.router.champion is None
+                                     or self.router.champion.version != champion.version):
+            await self._install(CHAMPION, champion)
+        if candidate is None:
+            self.router.remove_candidate()
+        elif self.router.candidate is None or self.router.candidate.version != candidate.version:
+            await self._install(CANDIDATE, candidate)
+        self._apply_traffic()
+        return True
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_interval)
+            try:
+                await self.refresh()
+            except Exception:  # a registry hiccup must not stop following it
+                logger.exception("following the registry failed; retrying")
+
+    async def _install(self, slot: str, version: ModelVersion) -> None:
+        """Load (sha256-verified), wrap and warm ``version``, then swap it into ``slot``."""
+        model = await asyncio.to_thread(self.registry.load, self.name, version.version)
+        names = [f.name for f in self.features]
+        warm = self._rows(WARM_ROWS)
+        await self.router.install(slot, version.version, served(model, names), warm)
+        logger.info("%s is now v%d of %s", slot, version.version, self.name)
+
+    def _apply_traffic(self) -> None:
+        stored = self.registry.traffic(self.name)
+        if stored:
+            self.router.traffic = Traffic(**stored)
+
+    # ------------------------------------------------------------------ reference data
+    def _reference_for(self, champion: ModelVersion) -> pd.DataFrame:
+        if champion.dataset_id:
+            store = SnapshotStore(self.settings.data_dir, engine=self.registry.engine)
+            frame = pd.read_parquet(store.get(champion.dataset_id).train_path)
+        elif self.settings.reference is not None:
+            frame = read_table(self.settings.reference).to_pandas()
+        else:
+            raise ServiceUnavailableError(
+                f"{self.name} v{champion.version} has no training snapshot: set `reference` "
+                "(DRIFTLOOP_REFERENCE) to its training data so requests can be validated and "
+                "drift measured")
+        drop = {self.settings.label_column, *self.settings.ignore_columns}
+        frame = frame[[c for c in frame.columns if c not in drop]]
+        if len(frame) > MAX_REFERENCE_ROWS:
+            frame = frame.sample(MAX_REFERENCE_ROWS, random_state=0)
+        return frame.reset_index(drop=True)
+
+    def _rows(self, n: int) -> list[dict[str, Any]]:
+        assert self.reference is not None
+        return [{str(k): _plain(v) for k, v in row.items()}
+                for row in self.reference.head(n).to_dict(orient="records")]
+
+    async def _build_detector(self) -> DriftDetector:
+        assert self.reference is not None and self.router.champion is not None
+        champion = self.router.champion
+        rows = [{str(k): v for k, v in row.items()}
+                for row in self.reference.to_dict(orient="records")]
+        outputs = await asyncio.to_thread(champion.model.predict_batch, rows)
+        return DriftDetector.from_reference(
+            self.reference, output=[monitored_output(o) for o in outputs],
+            window=self.settings.drift_window, panes=self.settings.drift_panes,
+            pane_seconds=self.settings.pane_seconds)
+
+
+def _feature_specs(frame: pd.DataFrame) -> list[FeatureSpec]:
+    specs = []
+    for name, dtype in frame.dtypes.items():
+        kind = ("boolean" if pd.api.types.is_bool_dtype(dtype)
+                else "number" if pd.api.types.is_numeric_dtype(dtype) else "string")
+        specs.append(FeatureSpec(str(name), kind))
+    return specs
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value

@@ -1,0 +1,139 @@
+"""The HTTP API in-process: predictions, bad input, feedback, admin, hot swap, observation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.serving.conftest import cancer_frame, example_rows, push
+
+from driftloop.config import Settings
+from driftloop.data.predictions import PredictionLog
+from driftloop.registry import ModelRegistry
+from driftloop.serving.app import create_app
+
+ADMIN = {"Authorization": "Bearer s3cret"}
+
+
+@pytest.fixture
+def client(served_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(served_settings)) as test_client:
+        yield test_client
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_predict_answers_with_version_slot_and_output(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "champion": 1}
+    row = example_rows(1)[0]
+    body = client.post("/predict", json={"features": row, "request_id": "r-1"}).json()
+    assert body["request_id"] == "r-1" and body["model_version"] == 1
+    assert body["slot"] == "champion" and body["output"]["prediction"] in (0, 1)
+    assert 0.0 <= body["output"]["score"] <= 1.0
+    batch = client.post("/predict/batch", json={"rows": [{"features": r} for r in
+                                                          example_rows(5)]}).json()
+    assert len(batch["predictions"]) == 5
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["Features"]
+    assert set(schema["properties"]) == {"mean radius", "mean texture", "mean smoothness",
+                                         "worst area", "size"}
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"features": {"mean radius": 1.0}}, "features.mean texture"),
+    ({"features": {**example_rows(1)[0], "zip": 1}}, "features.zip"),
+    ({"features": {**example_rows(1)[0], "mean radius": "big"}}, "features.mean radius"),
+    ({"features": {**example_rows(1)[0], "size": 3}}, "features.size"),
+    ({"rows": []}, "features"),
+    ({"features": example_rows(1)[0], "request_id": ""}, "request_id"),
+    ([1, 2], "body"),
+])
+def test_bad_bodies_get_422_naming_the_field(client: TestClient, body: object,
+                                             field: str) -> None:
+    response = client.post("/predict", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == field
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"", b'{"features": {"mean radius": NaN}}',
+                                 b'{"features": {"mean radius": Infinity}}'])
+def test_malformed_json_and_non_finite_numbers_are_refused(client: TestClient, raw: bytes) -> None:
+    response = client.post("/predict", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+
+
+def test_oversize_bodies_get_413(client: TestClient) -> None:
+    response = client.post("/predict", content=b"x" * 1_000_001,
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["field"] == "body"
+
+
+def test_feedback_joins_labels_to_logged_predictions(client: TestClient,
+                                                     served_settings: Settings) -> None:
+    client.post("/predict", json={"features": example_rows(1)[0], "request_id": "fb-1"})
+    log = PredictionLog(ModelRegistry.open(served_settings.database_url,
+                                           artifacts=served_settings.data_dir).engine)
+    wait_until(lambda: log.get("fb-1") is not None)
+    assert client.post("/feedback", json={"request_id": "nope", "label": 1}).status_code == 404
+    assert client.post("/feedback", json={"request_id": "fb-1", "label": 1}).status_code == 200
+    conflict = client.post("/feedback", json={"request_id": "fb-1", "label": 0})
+    assert conflict.status_code == 409 and "overwrite" in conflict.json()["error"]["message"]
+    again = client.post("/feedback", json={"request_id": "fb-1", "label": 0, "overwrite": True})
+    assert again.json()["previous_label"] == 1
+
+
+def test_admin_endpoints_need_the_token(client: TestClient) -> None:
+    assert client.post("/api/rollback").status_code == 401
+    assert client.put("/api/traffic", json={"mode": "shadow"}).status_code == 401
+    wrong = client.post("/api/models/1/promote", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    bad = client.put("/api/traffic", json={"mode": "blue"}, headers=ADMIN)
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "mode"
+    assert client.post("/api/models/1/promote", headers=ADMIN).status_code == 409
+    assert client.post("/api/models/9/promote", headers=ADMIN).status_code == 404
+
+
+def test_shadow_then_promotion_swaps_without_a_failed_request(
+    client: TestClient, served_settings: Settings
+) -> None:
+    reg = ModelRegistry.open(served_settings.database_url, artifacts=served_settings.data_dir)
+    champion = reg.get_champion("cancer")
+    assert champion is not None and champion.dataset_id is not None
+    v2 = push(reg, cancer_frame(), champion.dataset_id, champion.dataset_sha256 or "", c=0.1)
+    put = client.put("/api/traffic", json={"mode": "shadow", "shadow_fraction": 1.0},
+                     headers=ADMIN)
+    assert put.status_code == 200 and put.json()["traffic"]["mode"] == "shadow"
+    wait_until(lambda: client.get("/api/state").json()["candidate"] is not None)
+    rows = example_rows(30, seed=3)
+    for i, row in enumerate(rows[:15]):
+        body = client.post("/predict", json={"features": row, "request_id": f"s-{i}"}).json()
+        assert body["slot"] == "champion"
+    promoted = client.post(f"/api/models/{v2}/promote", headers=ADMIN,
+                           json={"reason": "better"})
+    assert promoted.status_code == 200
+    versions = {client.post("/predict", json={"features": r}).json()["model_version"]
+                for r in rows[15:]}
+    assert versions == {v2}
+    log = PredictionLog(reg.engine)
+    wait_until(lambda: log.get("s-14") is not None)
+    logged = log.get("s-14")
+    assert logged is not None and logged.shadow is not None and logged.shadow["version"] == v2
+    state = client.get("/api/state").json()
+    assert state["champion"]["version"] == v2 and state["router"]["mirrored"] >= 15
+    assert client.post("/api/rollback", headers=ADMIN).json()["champion"]["version"] == 1
+
+
+def test_drift_report_appears_once_the_window_closes(client: TestClient) -> None:
+    for i, row in enumerate(example_rows(220, seed=5)):
+        client.post("/predict", json={"features": row, "request_id": f"d-{i}"})
+    wait_until(lambda: client.get("/api/drift").json()["report"] is not None)
+    report = client.get("/api/drift").json()["report"]
+    assert set(report["features"]) == {"mean radius", "mean texture", "mean smoothness",
+                                       "worst area", "size"}
+    assert report["output"] is not None
