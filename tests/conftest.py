@@ -9,10 +9,20 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.served_model import served_settings_in
+
+from driftloop.config import Settings
 
 #: The PostgreSQL server the suite uses (scripts/services.sh starts it when it is down).
 POSTGRES_DSN = os.environ.get("DRIFTLOOP_TEST_POSTGRES",
                               "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def served_settings(tmp_path: Path) -> Settings:
+    """A registry in ``tmp_path`` whose champion (v1) is a real scikit-learn pipeline
+    trained on a snapshot of the bundled breast-cancer data."""
+    return served_settings_in(tmp_path)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

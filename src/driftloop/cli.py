@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
 
+from driftloop.config import Settings, SettingsError
 from driftloop.drift import DriftDetector, DriftInputError, DriftPolicy, DriftReport
 from driftloop.examples import breast_cancer_shift
 from driftloop.fsutil import write_atomic
@@ -182,3 +185,59 @@ def example_data(directory: Path, seed: int) -> None:
         write_atomic(directory / f"{name}.parquet", sink.getvalue().to_pybytes())
     click.echo(f"Wrote {directory / 'reference.parquet'} ({len(reference)} rows) and "
                f"{directory / 'current.parquet'} ({len(current)} rows).")
+
+
+# --------------------------------------------------------------------------- serving
+def _common_server_options(function: Any) -> Any:
+    options = [
+        click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind."),
+        click.option("--port", type=int, default=8000, show_default=True, help="Port to bind."),
+        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=None, help="Artifacts and the SQLite database "
+                     "[default: ./artifacts, or DRIFTLOOP_DATA_DIR]."),
+        click.option("--admin-token", envvar="DRIFTLOOP_ADMIN_TOKEN", default=None,
+                     help="Bearer token for the mutating endpoints (or DRIFTLOOP_ADMIN_TOKEN)."),
+        click.option("--model", "model_name", default=None,
+                     help="Model name in the registry [default: model, or DRIFTLOOP_MODEL_NAME]."),
+        click.option("--database-url", default=None,
+                     help="sqlite:///… or postgresql+psycopg://… [default: SQLite in --data-dir]."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@main.command("serve")
+@_common_server_options
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Worker processes; they follow the registry and share drift.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(host: str, port: int, data_dir: Path | None, admin_token: str | None,
+          model_name: str | None, database_url: str | None, workers: int,
+          log_level: str) -> None:
+    """Serve the registry's champion over HTTP (POST /predict, /docs, /metrics, /api/...).
+
+    Example:
+
+        driftloop serve --model churn --port 8000 --workers 2 --admin-token "$TOKEN"
+    """
+    import uvicorn  # noqa: PLC0415 - only the server needs it
+
+    overrides = {"DATA_DIR": data_dir, "ADMIN_TOKEN": admin_token, "MODEL_NAME": model_name,
+                 "DATABASE_URL": database_url}
+    for key, value in overrides.items():
+        if value is not None:
+            os.environ[f"DRIFTLOOP_{key}"] = str(value)
+    if workers > 1 and "DRIFTLOOP_PANE_SECONDS" not in os.environ:
+        os.environ["DRIFTLOOP_PANE_SECONDS"] = "10"  # panes must align across workers
+    if workers > 1:
+        # Prometheus multiprocess mode: every worker writes here, /metrics sums them. A
+        # fresh folder per server start, as prometheus_client requires.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="driftloop-metrics-")
+    try:
+        Settings.load()  # fail here, with the field's name, rather than in every worker
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    uvicorn.run("driftloop.serving.asgi:create", factory=True, host=host, port=port,
+                workers=workers, log_level=log_level)

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.serving.conftest import cancer_frame, example_rows, push
+from prometheus_client.parser import text_string_to_metric_families
+from tests.served_model import cancer_frame, example_rows, push
 
 from driftloop.config import Settings
 from driftloop.data.predictions import PredictionLog
@@ -137,3 +138,21 @@ def test_drift_report_appears_once_the_window_closes(client: TestClient) -> None
     assert set(report["features"]) == {"mean radius", "mean texture", "mean smoothness",
                                        "worst area", "size"}
     assert report["output"] is not None
+
+
+def test_metrics_expose_requests_features_and_drift(client: TestClient) -> None:
+    for i, row in enumerate(example_rows(220, seed=9)):
+        client.post("/predict", json={"features": row, "request_id": f"m-{i}"})
+    wait_until(lambda: client.get("/api/drift").json()["report"] is not None)
+    text = client.get("/metrics").text
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    requests = sum(v for (name, labels), v in samples.items()
+                   if name == "driftloop_requests_total" and ("slot", "champion") in labels)
+    assert requests == 220
+    bins = sum(v for (name, labels), v in samples.items()
+               if name == "driftloop_feature_bin_total" and ("feature", "size") in labels)
+    assert bins == 220
+    assert any(name == "driftloop_drift_statistic" for name, _ in samples)
+    assert any(name == "driftloop_champion_version" and v == 1 for (name, _), v in
+               samples.items())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -123,6 +124,11 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
         return {"request_id": body.request_id, "labelled_at": result.labelled_at.isoformat(),
                 "previous_label": result.previous_label}
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        body, content_type = service.render_metrics(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
+
     @app.get("/api/state")
     async def state() -> dict[str, Any]:
         router = service.router
@@ -214,9 +220,13 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
 
 
 async def _predict_one(service: ModelService, body: Any) -> dict[str, Any]:
+    started = time.perf_counter()
     try:
         request_id, routed = await service.predict(body.features.model_dump(), body.request_id,
                                                    body.routing_key)
+        if service.metrics is not None:
+            service.metrics.observe_request(routed.version, routed.slot,
+                                            time.perf_counter() - started, 200)
     except QueueFullError as exc:
         raise ApiError(503, f"overloaded: {exc}; retry shortly", headers={"Retry-After": "1"}
                        ) from exc

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from driftloop.data.writer import BatchingWriter
 from driftloop.drift import DriftDetector, DriftEvent
 from driftloop.models.served import monitored_output, served
 from driftloop.registry import ModelRegistry, ModelVersion
+from driftloop.serving.metrics import ServerMetrics, mark_process_dead
 from driftloop.serving.observer import Observation, Observer
 from driftloop.serving.router import CANDIDATE, CHAMPION, AdaptiveAgentRouter, Routed, Traffic
 from driftloop.tables import read_table
@@ -70,6 +72,9 @@ class ModelService:
         self.reference: pd.DataFrame | None = None
         self.generation = -1
         self.alarms: list[DriftEvent] = []
+        self.metrics: ServerMetrics | None = None
+        self._published_report: object = None
+        self._dropped_published = 0
         self._follower: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -89,11 +94,13 @@ class ModelService:
             await self._install(CANDIDATE, candidate)
         self._apply_traffic()
         self.detector = await self._build_detector()
+        self.metrics = ServerMetrics(self.detector.profiles, model_name=self.name)
+        self._publish_state()
         if self.settings.log_predictions:
             self.writer = BatchingWriter(self.log)
         self.observer = Observer(self.detector, self.writer, self.name,
                                  max_queue=self.settings.observe_queue,
-                                 on_alarms=self.alarms.extend)
+                                 on_alarms=self.alarms.extend, on_batch=self._on_observed)
         self.observer.start()
         self._follower = asyncio.get_running_loop().create_task(self._follow())
 
@@ -108,6 +115,7 @@ class ModelService:
             await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
         await self.router.close()
         self.registry.engine.dispose()
+        mark_process_dead(os.getpid())
 
     # ------------------------------------------------------------------ requests
     async def predict(self, features: Mapping[str, Any], request_id: str | None,
@@ -137,6 +145,7 @@ class ModelService:
         elif self.router.candidate is None or self.router.candidate.version != candidate.version:
             await self._install(CANDIDATE, candidate)
         self._apply_traffic()
+        self._publish_state()
         return True
 
     async def _follow(self) -> None:
@@ -154,6 +163,49 @@ class ModelService:
         warm = self._rows(WARM_ROWS)
         await self.router.install(slot, version.version, served(model, names), warm)
         logger.info("%s is now v%d of %s", slot, version.version, self.name)
+
+    def _publish_state(self) -> None:
+        if self.metrics is None:
+            return
+        router = self.router
+        if router.champion is not None:
+            self.metrics.set_champion(router.champion.version, self.generation)
+        self.metrics.set_traffic(router.traffic.mode,
+                                 router.traffic.shares(router.candidate is not None))
+
+    def _on_observed(self, batch: Sequence[Observation]) -> None:
+        """Runs on the observer's thread after each batch: feature histograms, shadow
+        agreement and, when a pane closed, the drift gauges."""
+        metrics, detector = self.metrics, self.detector
+        if metrics is None or detector is None:
+            return
+        outputs = [monitored_output(o.output) for o in batch]
+        has_output = len(detector.profiles) > len(detector.feature_names)
+        metrics.observe_features([o.features for o in batch],
+                                 outputs if has_output else None)
+        for o in batch:
+            if o.mirror is not None and o.mirror.done() and not o.mirror.cancelled():
+                shadow = o.mirror.result()
+                metrics.observe_shadow(agreed=_label(shadow) == _label(o.output),
+                                       failed=shadow is None)
+        report = detector.last_report
+        if report is not None and report is not self._published_report:
+            self._published_report = report
+            metrics.set_drift(report)
+
+    def render_metrics(self, accept: str | None) -> tuple[bytes, str]:
+        """The /metrics body, with the queue depths and drop counts of this moment."""
+        assert self.metrics is not None
+        for slot in (self.router.champion, self.router.candidate):
+            if slot is not None:
+                self.metrics.set_queue_depth(slot.name, slot.queue.depth)
+        if self.observer is not None:
+            self.metrics.set_queue_depth("observations", self.observer.queue.qsize())
+            new = self.observer.dropped - self._dropped_published
+            if new > 0:
+                self.metrics.count_dropped("observation", new)
+                self._dropped_published += new
+        return self.metrics.render(accept)
 
     def _apply_traffic(self) -> None:
         stored = self.registry.traffic(self.name)
@@ -202,6 +254,10 @@ def _feature_specs(frame: pd.DataFrame) -> list[FeatureSpec]:
                 else "number" if pd.api.types.is_numeric_dtype(dtype) else "string")
         specs.append(FeatureSpec(str(name), kind))
     return specs
+
+
+def _label(output: Any) -> Any:
+    return output.get("prediction") if isinstance(output, Mapping) else output
 
 
 def _plain(value: Any) -> Any:

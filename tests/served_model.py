@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
@@ -46,8 +45,7 @@ def push(reg: ModelRegistry, frame: pd.DataFrame, snapshot_id: str, sha: str,
     return reg.push_candidate("cancer", model, dataset=(snapshot_id, sha), params={"C": c}).version
 
 
-@pytest.fixture
-def served_settings(tmp_path: Path) -> Settings:
+def served_settings_in(tmp_path: Path) -> Settings:
     frame = cancer_frame()
     settings = Settings(model_name="cancer", data_dir=tmp_path, admin_token="s3cret",
                         max_wait_ms=0.5, drift_window=200, drift_panes=2)

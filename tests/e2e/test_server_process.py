@@ -1,0 +1,105 @@
+"""Real `driftloop serve` processes (uvicorn) on loopback: lifecycle and multi-worker
+convergence on a promotion."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from tests.served_model import cancer_frame, example_rows, push
+
+from driftloop.config import Settings
+from driftloop.data.predictions import PredictionLog
+from driftloop.registry import ModelRegistry
+
+ADMIN = {"Authorization": "Bearer s3cret"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(settings: Settings, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    exe = Path(sys.executable).with_name("driftloop")
+    env = {**os.environ, "DRIFTLOOP_MAX_WAIT_MS": "0.5", "DRIFTLOOP_DRIFT_WINDOW": "200"}
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--data-dir", str(settings.data_dir), "--model", "cancer",
+         "--port", str(port), "--admin-token", "s3cret", "--workers", str(workers),
+         "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).json()["status"] == "ok":
+                return proc, url
+        except (httpx.HTTPError, ValueError, KeyError):
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    output = proc.stdout.read().decode() if proc.stdout else ""
+    raise AssertionError(f"server did not start: {output}")
+
+
+@pytest.fixture
+def server(served_settings: Settings, request: pytest.FixtureRequest) -> Iterator[str]:
+    proc, url = start_server(served_settings, getattr(request, "param", 1))
+    yield url
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_a_real_server_predicts_logs_and_shuts_down_cleanly(
+    served_settings: Settings,
+) -> None:
+    proc, url = start_server(served_settings, 1)
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for i, row in enumerate(example_rows(20)):
+            response = client.post("/predict", json={"features": row, "request_id": f"p-{i}"})
+            assert response.status_code == 200, response.text
+        assert client.post("/predict", json={"features": {}}).status_code == 422
+    proc.send_signal(signal.SIGTERM)
+    # uvicorn shuts down gracefully, then re-raises the signal: exit status -SIGTERM.
+    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    log = PredictionLog(ModelRegistry.open(served_settings.database_url,
+                                           artifacts=served_settings.data_dir).engine)
+    assert log.count() == 20  # flushed on shutdown: nothing logged is lost
+
+
+@pytest.mark.parametrize("server", [2], indirect=True)
+def test_every_worker_serves_the_new_champion_within_a_second(
+    server: str, served_settings: Settings
+) -> None:
+    reg = ModelRegistry.open(served_settings.database_url, artifacts=served_settings.data_dir)
+    champion = reg.get_champion("cancer")
+    assert champion is not None
+    v2 = push(reg, cancer_frame(), champion.dataset_id or "", champion.dataset_sha256 or "",
+              c=0.1)
+    row = example_rows(1)[0]
+    promoted = httpx.post(f"{server}/api/models/{v2}/promote", headers=ADMIN, timeout=10)
+    assert promoted.status_code == 200
+    time.sleep(1.0)  # the follower polls every 0.5 s
+    # A fresh connection per request lands on either worker.
+    seen = {httpx.post(f"{server}/predict", json={"features": row}, timeout=10)
+            .json()["model_version"] for _ in range(40)}
+    assert seen == {v2}
+    # /metrics sums every worker's counters (prometheus multiprocess mode).
+    text = httpx.get(f"{server}/metrics", timeout=10).text
+    total = sum(s.value for family in text_string_to_metric_families(text)
+                for s in family.samples if s.name == "driftloop_requests_total")
+    assert total == 40
