@@ -34,6 +34,8 @@ def start_server(settings: Settings, workers: int) -> tuple[subprocess.Popen[byt
     port = free_port()
     exe = Path(sys.executable).with_name("driftloop")
     env = {**os.environ, "DRIFTLOOP_MAX_WAIT_MS": "0.5", "DRIFTLOOP_DRIFT_WINDOW": "200"}
+    if workers > 1:
+        env["DRIFTLOOP_PANE_SECONDS"] = "1"
     proc = subprocess.Popen(
         [str(exe), "serve", "--data-dir", str(settings.data_dir), "--model", "cancer",
          "--port", str(port), "--admin-token", "s3cret", "--workers", str(workers),
@@ -103,3 +105,26 @@ def test_every_worker_serves_the_new_champion_within_a_second(
     total = sum(s.value for family in text_string_to_metric_families(text)
                 for s in family.samples if s.name == "driftloop_requests_total")
     assert total == 40
+
+
+@pytest.mark.parametrize("server", [2], indirect=True)
+def test_drift_is_judged_over_all_workers_traffic(server: str) -> None:
+    rows = example_rows(400, seed=11)
+    deadline = time.monotonic() + 3.5  # spread over several one-second panes
+    sent = 0
+    while time.monotonic() < deadline:
+        row = rows[sent % len(rows)]
+        assert httpx.post(f"{server}/predict", json={"features": row}, timeout=10
+                          ).status_code == 200
+        sent += 1
+
+    def merged() -> dict[str, object] | None:
+        report = httpx.get(f"{server}/api/drift", timeout=10).json()["report"]
+        return report if report and report.get("workers") == 2 else None
+
+    limit = time.monotonic() + 10
+    while merged() is None:
+        assert time.monotonic() < limit, "no merged report from both workers"
+        time.sleep(0.3)
+    report = merged()
+    assert report is not None and 0 < int(report["window_size"]) <= sent  # type: ignore[call-overload]

@@ -151,9 +151,7 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
 
     @app.get("/api/drift")
     async def drift() -> dict[str, Any]:
-        detector = service.detector
-        report = detector.last_report if detector else None
-        return {"report": report.to_dict() if report else None,
+        return {"report": await _in_thread(service.drift_report),
                 "alarms": [e.to_dict() for e in service.alarms[-20:]]}
 
     @app.get("/api/models")

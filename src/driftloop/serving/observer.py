@@ -67,6 +67,11 @@ class Observer:
             self.dropped += 1
             return False
 
+    async def on_thread(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the observer's own thread, in turn with the observations: the
+        detector is only ever touched from there."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 

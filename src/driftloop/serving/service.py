@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import os
+import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from driftloop.data.writer import BatchingWriter
 from driftloop.drift import DriftDetector, DriftEvent
 from driftloop.models.served import monitored_output, served
 from driftloop.registry import ModelRegistry, ModelVersion
+from driftloop.serving.drift_sync import DriftLeader, WindowShipper, read_report
 from driftloop.serving.metrics import ServerMetrics, mark_process_dead
 from driftloop.serving.observer import Observation, Observer
 from driftloop.serving.router import CANDIDATE, CHAMPION, AdaptiveAgentRouter, Routed, Traffic
@@ -73,6 +75,8 @@ class ModelService:
         self.generation = -1
         self.alarms: list[DriftEvent] = []
         self.metrics: ServerMetrics | None = None
+        self.shipper: WindowShipper | None = None
+        self.leader: DriftLeader | None = None
         self._published_report: object = None
         self._dropped_published = 0
         self._follower: asyncio.Task[None] | None = None
@@ -102,6 +106,10 @@ class ModelService:
                                  max_queue=self.settings.observe_queue,
                                  on_alarms=self.alarms.extend, on_batch=self._on_observed)
         self.observer.start()
+        if self.settings.pane_seconds is not None:  # several workers: share one drift view
+            worker = f"{socket.gethostname()}:{os.getpid()}:{self.worker_id}"
+            self.shipper = WindowShipper(self.registry.engine, self.name, worker, self.detector)
+            self.leader = DriftLeader(self.registry.engine, self.name, worker, self.detector)
         self._follower = asyncio.get_running_loop().create_task(self._follow())
 
     async def stop(self) -> None:
@@ -111,6 +119,9 @@ class ModelService:
                 await self._follower
         if self.observer is not None:
             await self.observer.stop()
+        if self.shipper is not None and self.leader is not None:
+            await asyncio.to_thread(self.shipper.withdraw)
+            await asyncio.to_thread(self.leader.release)
         if self.writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
         await self.router.close()
@@ -153,8 +164,30 @@ class ModelService:
             await asyncio.sleep(self.settings.poll_interval)
             try:
                 await self.refresh()
+                await self._share_drift()
             except Exception:  # a registry hiccup must not stop following it
                 logger.exception("following the registry failed; retrying")
+
+    async def _share_drift(self) -> None:
+        """Ship this worker's window; if this worker leads, merge everyone's and judge."""
+        if self.shipper is None or self.leader is None or self.observer is None:
+            return
+        await self.observer.on_thread(self.shipper.ship)
+        leader = self.leader
+        if await asyncio.to_thread(leader.try_lead):
+            events = await asyncio.to_thread(leader.step)
+            self.alarms.extend(events)
+            report = leader.detector.last_report
+            if self.metrics is not None and report is not None:
+                self.metrics.set_drift(report)
+
+    def drift_report(self) -> dict[str, Any] | None:
+        """The drift view over all traffic: the leader's merged report with several
+        workers, this process's own otherwise."""
+        if self.shipper is not None:
+            return read_report(self.registry.engine, self.name)
+        report = self.detector.last_report if self.detector else None
+        return report.to_dict() if report else None
 
     async def _install(self, slot: str, version: ModelVersion) -> None:
         """Load (sha256-verified), wrap and warm ``version``, then swap it into ``slot``."""
@@ -189,7 +222,7 @@ class ModelService:
                 metrics.observe_shadow(agreed=_label(shadow) == _label(o.output),
                                        failed=shadow is None)
         report = detector.last_report
-        if report is not None and report is not self._published_report:
+        if self.shipper is None and report is not None and report is not self._published_report:
             self._published_report = report
             metrics.set_drift(report)
 
