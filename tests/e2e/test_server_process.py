@@ -3,18 +3,15 @@ convergence on a promotion."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.e2e.processes import start_server
 from tests.served_model import cancer_frame, example_rows, push
 
 from driftloop.config import Settings
@@ -22,37 +19,6 @@ from driftloop.data.predictions import PredictionLog
 from driftloop.registry import ModelRegistry
 
 ADMIN = {"Authorization": "Bearer s3cret"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(settings: Settings, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    exe = Path(sys.executable).with_name("driftloop")
-    env = {**os.environ, "DRIFTLOOP_MAX_WAIT_MS": "0.5", "DRIFTLOOP_DRIFT_WINDOW": "200"}
-    if workers > 1:
-        env["DRIFTLOOP_PANE_SECONDS"] = "1"
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--data-dir", str(settings.data_dir), "--model", "cancer",
-         "--port", str(port), "--admin-token", "s3cret", "--workers", str(workers),
-         "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).json()["status"] == "ok":
-                return proc, url
-        except (httpx.HTTPError, ValueError, KeyError):
-            time.sleep(0.2)
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    output = proc.stdout.read().decode() if proc.stdout else ""
-    raise AssertionError(f"server did not start: {output}")
 
 
 @pytest.fixture

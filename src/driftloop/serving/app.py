@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, create_model
@@ -34,8 +35,7 @@ from driftloop.serving.service import FeatureSpec, ModelService
 logger = logging.getLogger(__name__)
 
 Number = Annotated[float, Field(strict=False, allow_inf_nan=False)]
-FIELD_TYPES: dict[str, Any] = {"number": Number | None, "string": StrictStr | None,
-                               "boolean": StrictBool | None}
+FIELD_TYPES: dict[str, Any] = {"number": Number, "string": StrictStr, "boolean": StrictBool}
 
 
 class ApiError(Exception):
@@ -68,7 +68,11 @@ class AdminAction(BaseModel):
 def request_models(features: list[FeatureSpec], max_rows: int) -> tuple[type[BaseModel],
                                                                         type[BaseModel]]:
     """The /predict and /predict/batch bodies for this feature schema."""
-    fields: dict[str, Any] = {f.name: (FIELD_TYPES[f.kind], ...) for f in features}
+    # null is accepted only where the training data had missing values: a model trained
+    # without them would fail on one, which is the client's error, not the server's.
+    fields: dict[str, Any] = {
+        f.name: (FIELD_TYPES[f.kind] | None if f.nullable else FIELD_TYPES[f.kind], ...)
+        for f in features}
     feature_model = create_model("Features", __config__=ConfigDict(extra="forbid"), **fields)
     predict = create_model(
         "PredictRequest", __config__=ConfigDict(extra="forbid"),
@@ -162,7 +166,8 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
                 "lineage": lineage}
 
     @app.post("/api/models/{version}/promote", dependencies=[Depends(require_admin)])
-    async def promote(version: int, body: AdminAction | None = None) -> dict[str, Any]:
+    async def promote(version: Annotated[int, PathParam(ge=1, le=2**31 - 1)],
+                      body: AdminAction | None = None) -> dict[str, Any]:
         try:
             promoted = await _in_thread(service.registry.promote_candidate, service.name,
                                         version, actor="admin", reason=body and body.reason)
@@ -230,6 +235,9 @@ async def _predict_one(service: ModelService, body: Any) -> dict[str, Any]:
                        ) from exc
     except LookupError as exc:
         raise ApiError(503, str(exc), headers={"Retry-After": "1"}) from exc
+    except (ValueError, TypeError) as exc:  # the model refused this row's values
+        raise ApiError(422, f"the model cannot score these feature values: {exc}",
+                       "features") from exc
     except Exception as exc:  # the model itself failed: not the client's fault, not a crash
         logger.exception("prediction failed")
         raise ApiError(503, f"the model failed to predict: {type(exc).__name__}",

@@ -108,10 +108,14 @@ class BatchingQueue:
             if len(outputs) != len(rows):
                 raise RuntimeError(f"predict_batch returned {len(outputs)} outputs for "
                                    f"{len(rows)} rows")
-        except Exception as exc:  # the model's failure goes to every caller of the batch
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+        except Exception as exc:
+            if len(batch) > 1:  # one bad row must not fail its neighbours: retry one by one
+                for item in batch:
+                    await self._execute([item])
+                return
+            _, future = batch[0]
+            if not future.done():
+                future.set_exception(exc)
             return
         self.batches += 1
         self.rows += len(rows)

@@ -50,6 +50,7 @@ class ServiceUnavailableError(RuntimeError):
 class FeatureSpec:
     name: str
     kind: str  # "number" | "string" | "boolean"
+    nullable: bool  # the training data had missing values here, so the model copes
 
 
 class ModelService:
@@ -285,7 +286,7 @@ def _feature_specs(frame: pd.DataFrame) -> list[FeatureSpec]:
     for name, dtype in frame.dtypes.items():
         kind = ("boolean" if pd.api.types.is_bool_dtype(dtype)
                 else "number" if pd.api.types.is_numeric_dtype(dtype) else "string")
-        specs.append(FeatureSpec(str(name), kind))
+        specs.append(FeatureSpec(str(name), kind, bool(frame[name].isna().any())))
     return specs
 
 

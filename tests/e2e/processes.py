@@ -1,0 +1,48 @@
+"""Starting real `driftloop serve` processes for the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from driftloop.config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(settings: Settings, workers: int, *, admin_token: str | None = "s3cret"
+                 ) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    exe = Path(sys.executable).with_name("driftloop")
+    env = {**os.environ, "DRIFTLOOP_MAX_WAIT_MS": "0.5", "DRIFTLOOP_DRIFT_WINDOW": "200"}
+    if workers > 1:
+        env["DRIFTLOOP_PANE_SECONDS"] = "1"
+    log = Path(settings.data_dir) / f"server-{port}.log"  # a file: a full pipe would block it
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [str(exe), "serve", "--data-dir", str(settings.data_dir), "--model", "cancer",
+             "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+             *(["--admin-token", admin_token] if admin_token else [])],
+            env=env, stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).json()["status"] == "ok":
+                return proc, url
+        except (httpx.HTTPError, ValueError, KeyError):
+            time.sleep(0.2)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"server did not start: {log.read_text()}")
