@@ -45,10 +45,11 @@ def push(reg: ModelRegistry, frame: pd.DataFrame, snapshot_id: str, sha: str,
     return reg.push_candidate("cancer", model, dataset=(snapshot_id, sha), params={"C": c}).version
 
 
-def served_settings_in(tmp_path: Path) -> Settings:
+def served_settings_in(tmp_path: Path, database_url: str = "") -> Settings:
     frame = cancer_frame()
     settings = Settings(model_name="cancer", data_dir=tmp_path, admin_token="s3cret",
-                        max_wait_ms=0.5, drift_window=200, drift_panes=2)
+                        max_wait_ms=0.5, drift_window=200, drift_panes=2,
+                        database_url=database_url)
     reg = ModelRegistry.open(settings.database_url, artifacts=tmp_path)
     snap = SnapshotStore(tmp_path, engine=reg.engine).write(frame, holdout_fraction=0.2)
     train = pd.read_parquet(snap.train_path)

@@ -38,6 +38,8 @@ from driftloop.registry.artifacts import ArtifactStore, check_model_name
 from driftloop.registry.errors import ModelNotFoundError, PromotionConflictError
 
 CHAMPION, CANDIDATE = "champion", "candidate"
+#: PostgreSQL channel that carries the model name of every registry change.
+NOTIFY_CHANNEL = "driftloop_registry"
 ARCHIVED, REJECTED = "archived", "rejected"
 
 
@@ -416,6 +418,9 @@ class ModelRegistry:
     def _bump(conn: Connection, name: str) -> None:
         conn.execute(sa.update(db.models).where(db.models.c.name == name)
                      .values(generation=db.models.c.generation + 1))
+        if conn.dialect.name == "postgresql":  # wakes followers at commit (see serving)
+            conn.execute(sa.text("SELECT pg_notify(:channel, :name)"),
+                         {"channel": NOTIFY_CHANNEL, "name": name})
 
     @staticmethod
     def _audit(conn: Connection, actor: str, action: str, name: str | None, version: int | None,

@@ -30,6 +30,7 @@ from driftloop.drift import DriftDetector, DriftEvent
 from driftloop.models.served import monitored_output, served
 from driftloop.registry import ModelRegistry, ModelVersion
 from driftloop.serving.drift_sync import DriftLeader, WindowShipper, read_report
+from driftloop.serving.listener import RegistryListener
 from driftloop.serving.metrics import ServerMetrics, mark_process_dead
 from driftloop.serving.observer import Observation, Observer
 from driftloop.serving.router import CANDIDATE, CHAMPION, AdaptiveAgentRouter, Routed, Traffic
@@ -77,6 +78,7 @@ class ModelService:
         self.alarms: list[DriftEvent] = []
         self.metrics: ServerMetrics | None = None
         self.shipper: WindowShipper | None = None
+        self.listener: RegistryListener | None = None
         self.leader: DriftLeader | None = None
         self._published_report: object = None
         self._dropped_published = 0
@@ -111,9 +113,17 @@ class ModelService:
             worker = f"{socket.gethostname()}:{os.getpid()}:{self.worker_id}"
             self.shipper = WindowShipper(self.registry.engine, self.name, worker, self.detector)
             self.leader = DriftLeader(self.registry.engine, self.name, worker, self.detector)
-        self._follower = asyncio.get_running_loop().create_task(self._follow())
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        if self.registry.engine.dialect.name == "postgresql":
+            self.listener = RegistryListener(self.registry.engine, self.name,
+                                             lambda: loop.call_soon_threadsafe(self._wake.set))
+            self.listener.start()
+        self._follower = loop.create_task(self._follow())
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            await asyncio.to_thread(self.listener.stop)
         if self._follower is not None:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -162,7 +172,9 @@ class ModelService:
 
     async def _follow(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.poll_interval)
+            with contextlib.suppress(TimeoutError):  # a NOTIFY cuts the wait short
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            self._wake.clear()
             try:
                 await self.refresh()
                 await self._share_drift()
