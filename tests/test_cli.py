@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from scipy.stats import ks_2samp
 
 from driftloop.cli import main
+from driftloop.config import Settings
 from driftloop.examples import breast_cancer_shift
 
 
@@ -111,3 +112,17 @@ def test_installed_command_runs_with_complete_help() -> None:
                          env={**os.environ, "COLUMNS": "120"}).stdout
     for command in ("drift-report", "example-data"):
         assert command in out
+
+
+def test_registry_commands(served_settings: Settings) -> None:
+    common = ["--data-dir", str(served_settings.data_dir), "--model", "cancer"]
+    code, out = run("models", *common)
+    assert code == 0 and "champion" in out
+    code, out = run("status", *common)
+    assert code == 0 and "champion   v1" in out and "promote v1" in out
+    code, out = run("promote", "1", *common)
+    assert code == 1 and "not a candidate" in out
+    code, out = run("rollback", *common)
+    assert code == 1 and "no previous champion" in out
+    code, out = run("models", "--data-dir", str(served_settings.data_dir), "--model", "nope")
+    assert code == 1 and "no model named 'nope'" in out and "cancer" in out

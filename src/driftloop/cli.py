@@ -13,11 +13,14 @@ import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from driftloop.config import Settings, SettingsError
 from driftloop.drift import DriftDetector, DriftInputError, DriftPolicy, DriftReport
 from driftloop.examples import breast_cancer_shift
 from driftloop.fsutil import write_atomic
+from driftloop.registry import ModelNotFoundError, ModelRegistry, PromotionConflictError
 from driftloop.reporting import render_html, render_terminal
 from driftloop.tables import TableReadError, read_table
 
@@ -241,3 +244,103 @@ def serve(host: str, port: int, data_dir: Path | None, admin_token: str | None,
         raise click.ClickException(str(exc)) from exc
     uvicorn.run("driftloop.serving.asgi:create", factory=True, host=host, port=port,
                 workers=workers, log_level=log_level)
+
+
+# --------------------------------------------------------------------------- registry
+def _registry_options(function: Any) -> Any:
+    options = [
+        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=None,
+                     help="Artifacts and the SQLite database [default: ./artifacts]."),
+        click.option("--database-url", default=None,
+                     help="sqlite:///… or postgresql+psycopg://… [default: SQLite in --data-dir]."),
+        click.option("--model", "model_name", default=None,
+                     help="Model name [default: model, or DRIFTLOOP_MODEL_NAME]."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _open_registry(data_dir: Path | None, database_url: str | None,
+                   model_name: str | None) -> tuple[ModelRegistry, str]:
+    try:
+        settings = Settings.load(data_dir=data_dir, database_url=database_url,
+                                 model_name=model_name)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    if settings.model_name not in registry.list_models():
+        known = ", ".join(registry.list_models()) or "none"
+        raise click.ClickException(f"no model named {settings.model_name!r} in "
+                                   f"{settings.database_url} (models: {known}); pass --model")
+    return registry, settings.model_name
+
+
+@main.command("models")
+@_registry_options
+def models_command(data_dir: Path | None, database_url: str | None,
+                   model_name: str | None) -> None:
+    """List every version of the model: status, age, metrics, checksum, training data."""
+    registry, name = _open_registry(data_dir, database_url, model_name)
+    table = Table(title=f"{name}: versions", title_justify="left", box=None, pad_edge=False)
+    for header in ("version", "status", "created (UTC)", "metrics", "sha256", "dataset"):
+        table.add_column(header)
+    for v in registry.list_versions(name):
+        metrics = ", ".join(f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
+                            for k, val in sorted(v.metrics.items())[:4])
+        style = {"champion": "bold green", "candidate": "yellow", "rejected": "red"}
+        table.add_row(str(v.version), Text(v.status, style=style.get(v.status, "")),
+                      v.created_at.strftime("%Y-%m-%d %H:%M:%S"), metrics or "—",
+                      v.sha256[:12], v.dataset_id or "—")
+    Console().print(table)
+
+
+@main.command("status")
+@_registry_options
+def status_command(data_dir: Path | None, database_url: str | None,
+                   model_name: str | None) -> None:
+    """The champion, the candidate, the traffic split and the latest registry changes."""
+    registry, name = _open_registry(data_dir, database_url, model_name)
+    champion, candidate = registry.get_champion(name), registry.get_candidate(name)
+    console = Console()
+    console.print(f"[bold]{name}[/bold]  generation {registry.generation(name)}")
+    console.print(f"  champion   {f'v{champion.version}' if champion else 'none'}")
+    console.print(f"  candidate  {f'v{candidate.version}' if candidate else 'none'}")
+    traffic = registry.traffic(name) or {"mode": "off"}
+    console.print(f"  traffic    {', '.join(f'{k}={v}' for k, v in traffic.items())}")
+    console.print("  recent changes:")
+    for entry in registry.audit(name, limit=5):
+        version = f" v{entry.version}" if entry.version is not None else ""
+        reason = f" — {entry.reason}" if entry.reason else ""
+        console.print(f"    {entry.at:%Y-%m-%d %H:%M:%S}  {entry.action}{version} "
+                      f"by {entry.actor}{reason}")
+
+
+@main.command("promote")
+@click.argument("version", type=click.IntRange(min=1))
+@click.option("--reason", default=None, help="Why: kept in the audit log.")
+@_registry_options
+def promote_command(version: int, reason: str | None, data_dir: Path | None,
+                    database_url: str | None, model_name: str | None) -> None:
+    """Make candidate VERSION the champion; running servers follow within a second."""
+    registry, name = _open_registry(data_dir, database_url, model_name)
+    try:
+        promoted = registry.promote_candidate(name, version, actor="cli", reason=reason)
+    except (ModelNotFoundError, PromotionConflictError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name} v{promoted.version} is now the champion.")
+
+
+@main.command("rollback")
+@click.option("--reason", default=None, help="Why: kept in the audit log.")
+@_registry_options
+def rollback_command(reason: str | None, data_dir: Path | None, database_url: str | None,
+                     model_name: str | None) -> None:
+    """Return to the previous champion; running servers follow within a second."""
+    registry, name = _open_registry(data_dir, database_url, model_name)
+    try:
+        champion = registry.rollback(name, actor="cli", reason=reason)
+    except PromotionConflictError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{name} is back on v{champion.version}.")
