@@ -15,6 +15,7 @@ import math
 import os
 import socket
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from driftloop.data.predictions import PredictionLog
 from driftloop.data.snapshots import SnapshotStore
 from driftloop.data.writer import BatchingWriter
 from driftloop.drift import DriftDetector, DriftEvent
-from driftloop.models.served import monitored_output, served
+from driftloop.models.served import ServedModel, monitored_output, served
 from driftloop.registry import ModelRegistry, ModelVersion
 from driftloop.serving.drift_sync import DriftLeader, WindowShipper, read_report
 from driftloop.serving.listener import RegistryListener
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 #: Reference rows the detector and the output profile are built on (a uniform sample).
 MAX_REFERENCE_ROWS = 100_000
+#: Loaded model versions kept in memory (champion, candidate and the last ones served).
+MODEL_CACHE = 4
 WARM_ROWS = 8
 
 
@@ -83,6 +86,8 @@ class ModelService:
         self._published_report: object = None
         self._dropped_published = 0
         self._follower: asyncio.Task[None] | None = None
+        self._sharer: asyncio.Task[None] | None = None
+        self._models: OrderedDict[int, ServedModel] = OrderedDict()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -120,14 +125,17 @@ class ModelService:
                                              lambda: loop.call_soon_threadsafe(self._wake.set))
             self.listener.start()
         self._follower = loop.create_task(self._follow())
+        if self.shipper is not None:
+            self._sharer = loop.create_task(self._share())
 
     async def stop(self) -> None:
         if self.listener is not None:
             await asyncio.to_thread(self.listener.stop)
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
+        for task in (self._follower, self._sharer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.observer is not None:
             await self.observer.stop()
         if self.shipper is not None and self.leader is not None:
@@ -177,9 +185,17 @@ class ModelService:
             self._wake.clear()
             try:
                 await self.refresh()
-                await self._share_drift()
             except Exception:  # a registry hiccup must not stop following it
                 logger.exception("following the registry failed; retrying")
+
+    async def _share(self) -> None:
+        """Drift sharing on its own clock, so database work never delays a swap."""
+        while True:
+            await asyncio.sleep(self.settings.poll_interval)
+            try:
+                await self._share_drift()
+            except Exception:
+                logger.exception("sharing drift failed; retrying")
 
     async def _share_drift(self) -> None:
         """Ship this worker's window; if this worker leads, merge everyone's and judge."""
@@ -204,11 +220,22 @@ class ModelService:
 
     async def _install(self, slot: str, version: ModelVersion) -> None:
         """Load (sha256-verified), wrap and warm ``version``, then swap it into ``slot``."""
-        model = await asyncio.to_thread(self.registry.load, self.name, version.version)
-        names = [f.name for f in self.features]
-        warm = self._rows(WARM_ROWS)
-        await self.router.install(slot, version.version, served(model, names), warm)
+        model = await self._model(version.version)
+        await self.router.install(slot, version.version, model, self._rows(WARM_ROWS))
         logger.info("%s is now v%d of %s", slot, version.version, self.name)
+
+    async def _model(self, version: int) -> ServedModel:
+        """The served model of ``version``, from the few most recently used ones when it is
+        there: promoting the loaded candidate, or rolling back, then swaps at once."""
+        if version in self._models:
+            self._models.move_to_end(version)
+            return self._models[version]
+        model = await asyncio.to_thread(self.registry.load, self.name, version)
+        wrapped = served(model, [f.name for f in self.features])
+        self._models[version] = wrapped
+        while len(self._models) > MODEL_CACHE:
+            self._models.popitem(last=False)
+        return wrapped
 
     def _publish_state(self) -> None:
         if self.metrics is None:
