@@ -85,8 +85,11 @@ def test_drift_is_judged_over_all_workers_traffic(server: str) -> None:
         sent += 1
 
     def merged() -> dict[str, object] | None:
+        """The leader's report once it holds closed panes from both workers."""
         report = httpx.get(f"{server}/api/drift", timeout=10).json()["report"]
-        return report if report and report.get("workers") == 2 else None
+        if report and report.get("workers") == 2 and int(report["window_size"]) > 0:
+            return report  # type: ignore[no-any-return]
+        return None
 
     limit = time.monotonic() + 10
     while merged() is None:

@@ -87,6 +87,7 @@ class ModelService:
         self._dropped_published = 0
         self._follower: asyncio.Task[None] | None = None
         self._sharer: asyncio.Task[None] | None = None
+        self._refreshing = asyncio.Lock()
         self._models: OrderedDict[int, ServedModel] = OrderedDict()
 
     # ------------------------------------------------------------------ lifecycle
@@ -160,11 +161,18 @@ class ModelService:
 
     # ------------------------------------------------------------------ following the registry
     async def refresh(self) -> bool:
-        """Converge on the registry now: swap slots and traffic that changed. True if it did."""
+        """Converge on the registry now: swap slots and traffic that changed. True if it did.
+
+        Serialised: the follower and an admin request may both call it, and two
+        interleaved refreshes could otherwise install an older champion last. The
+        generation is recorded only once the slots match what was read with it."""
+        async with self._refreshing:
+            return await self._refresh()
+
+    async def _refresh(self) -> bool:
         generation = await asyncio.to_thread(self.registry.generation, self.name)
         if generation == self.generation:
             return False
-        self.generation = generation
         champion, candidate = await asyncio.to_thread(
             lambda: (self.registry.get_champion(self.name), self.registry.get_candidate(self.name)))
         if champion is not None and (self.router.champion is None
@@ -175,6 +183,7 @@ class ModelService:
         elif self.router.candidate is None or self.router.candidate.version != candidate.version:
             await self._install(CANDIDATE, candidate)
         self._apply_traffic()
+        self.generation = generation
         self._publish_state()
         return True
 
