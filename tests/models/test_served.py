@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from tests.served_model import FEATURES, cancer_frame, example_rows, pipeline
 
 from driftloop.models.served import SklearnServed, monitored_output
-from tests.served_model import FEATURES, cancer_frame, example_rows, pipeline
 
 
 def test_labels_and_scores_match_the_estimator() -> None:
