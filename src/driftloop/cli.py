@@ -191,19 +191,16 @@ def example_data(directory: Path, seed: int) -> None:
 
 
 # --------------------------------------------------------------------------- serving
-def _common_server_options(function: Any) -> Any:
+def _registry_options(function: Any) -> Any:
     options = [
-        click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind."),
-        click.option("--port", type=int, default=8000, show_default=True, help="Port to bind."),
         click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-                     default=None, help="Artifacts and the SQLite database "
+                     default=None,
+                     help="Artifacts and the SQLite database "
                      "[default: ./artifacts, or DRIFTLOOP_DATA_DIR]."),
-        click.option("--admin-token", envvar="DRIFTLOOP_ADMIN_TOKEN", default=None,
-                     help="Bearer token for the mutating endpoints (or DRIFTLOOP_ADMIN_TOKEN)."),
-        click.option("--model", "model_name", default=None,
-                     help="Model name in the registry [default: model, or DRIFTLOOP_MODEL_NAME]."),
         click.option("--database-url", default=None,
                      help="sqlite:///… or postgresql+psycopg://… [default: SQLite in --data-dir]."),
+        click.option("--model", "model_name", default=None,
+                     help="Model name [default: model, or DRIFTLOOP_MODEL_NAME]."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -211,7 +208,11 @@ def _common_server_options(function: Any) -> Any:
 
 
 @main.command("serve")
-@_common_server_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port to bind.")
+@click.option("--admin-token", envvar="DRIFTLOOP_ADMIN_TOKEN", default=None,
+              help="Bearer token for the mutating endpoints (or DRIFTLOOP_ADMIN_TOKEN).")
+@_registry_options
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Worker processes; they follow the registry and share drift.")
 @click.option("--log-level", default="info", show_default=True,
@@ -247,21 +248,6 @@ def serve(host: str, port: int, data_dir: Path | None, admin_token: str | None,
 
 
 # --------------------------------------------------------------------------- registry
-def _registry_options(function: Any) -> Any:
-    options = [
-        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-                     default=None,
-                     help="Artifacts and the SQLite database [default: ./artifacts]."),
-        click.option("--database-url", default=None,
-                     help="sqlite:///… or postgresql+psycopg://… [default: SQLite in --data-dir]."),
-        click.option("--model", "model_name", default=None,
-                     help="Model name [default: model, or DRIFTLOOP_MODEL_NAME]."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
-
-
 def _open_registry(data_dir: Path | None, database_url: str | None,
                    model_name: str | None) -> tuple[ModelRegistry, str]:
     try:
