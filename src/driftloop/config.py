@@ -34,7 +34,7 @@ class Settings:
     admin_token: str | None = field(default=None, repr=False)
     # serving
     max_batch: int = 64
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = 10.0  # measured: benchmarks/serve_bench.py
     max_queue: int = 2048
     max_body_bytes: int = 1_000_000
     max_batch_rows: int = 1000

@@ -137,6 +137,27 @@ def test_a_full_queue_refuses_at_once() -> None:
     asyncio.run(main())
 
 
+def test_a_lone_request_does_not_wait_for_company_but_a_crowd_is_batched() -> None:
+    async def main() -> None:
+        sizes: list[int] = []
+
+        def model(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+            sizes.append(len(rows))
+            time.sleep(0.02)
+            return [r["x"] for r in rows]
+
+        queue = BatchingQueue(model, max_batch=8, max_wait_ms=60_000)  # a minute of waiting
+        await queue.start()
+        for i in range(3):  # one at a time: each would otherwise wait the full minute
+            assert await asyncio.wait_for(queue.submit({"x": i}), 10) == i
+        crowd = [asyncio.create_task(queue.submit({"x": i})) for i in range(40)]
+        assert await asyncio.wait_for(asyncio.gather(*crowd), 10) == list(range(40))
+        await queue.stop()
+        assert sizes[:3] == [1, 1, 1]
+        assert sizes[3:] == [8] * 5  # the crowd filled whole batches
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize(("kw", "field"), [({"mode": "blue"}, "mode"), ({"weight": 2.0}, "weight"),
                                            ({"shadow_fraction": -0.1}, "shadow_fraction")])
 def test_bad_traffic_names_the_field(kw: dict[str, Any], field: str) -> None:

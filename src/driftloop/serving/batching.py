@@ -1,7 +1,9 @@
 """BatchingQueue: dynamic micro-batching in front of a model's ``predict_batch``.
 
-Requests wait at most ``max_wait_ms`` for company; a batch of up to ``max_batch`` rows
-then runs on one worker thread, off the event loop. The queue is bounded: when
+Under load, requests wait at most ``max_wait_ms`` for company; a batch of up to
+``max_batch`` rows then runs on one worker thread, off the event loop. A request that
+arrives alone after a batch of one does not wait: at low traffic there is no company to
+wait for, so the wait would only add latency. The queue is bounded: when
 ``max_queue`` rows are waiting, :meth:`submit` raises :class:`QueueFullError` at once (the
 server answers 503 with Retry-After) instead of growing without limit.
 
@@ -35,7 +37,7 @@ class BatchingQueue:
     """Collects single rows into batches for one model; one batch runs at a time."""
 
     def __init__(self, predict_batch: PredictBatch, *, max_batch: int = 64,
-                 max_wait_ms: float = 2.0, max_queue: int = 2048, name: str = "model") -> None:
+                 max_wait_ms: float = 10.0, max_queue: int = 2048, name: str = "model") -> None:
         if max_batch < 1 or max_queue < max_batch or max_wait_ms < 0:
             raise ValueError("need max_batch >= 1, max_queue >= max_batch and max_wait_ms >= 0")
         self.predict_batch = predict_batch
@@ -47,6 +49,7 @@ class BatchingQueue:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
         self.batches = 0
         self.rows = 0
+        self._last_batch = 1
 
     @property
     def depth(self) -> int:
@@ -85,7 +88,8 @@ class BatchingQueue:
         queue, loop = self._queue, asyncio.get_running_loop()
         while True:
             batch = [await queue.get()]
-            deadline = loop.time() + self.max_wait
+            busy = self._last_batch > 1 or not queue.empty()
+            deadline = loop.time() + (self.max_wait if busy else 0.0)
             while len(batch) < self.max_batch:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -94,6 +98,7 @@ class BatchingQueue:
                     batch.append(await asyncio.wait_for(queue.get(), remaining))
                 except TimeoutError:
                     break
+            self._last_batch = len(batch)
             try:
                 await self._execute(batch)
             finally:
