@@ -330,3 +330,104 @@ def rollback_command(reason: str | None, data_dir: Path | None, database_url: st
     except PromotionConflictError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{name} is back on v{champion.version}.")
+
+
+@main.command("retrain")
+@click.option("--reason", default="requested from the command line", show_default=True,
+              help="Why: kept with the run.")
+@_registry_options
+def retrain_command(reason: str, data_dir: Path | None, database_url: str | None,
+                    model_name: str | None) -> None:
+    """Ask for a retraining run now. The server's loop picks it up within a second; a run
+    already in progress takes this request along instead of starting another."""
+    from driftloop.training.runs import RunStore, Trigger  # noqa: PLC0415
+
+    registry, name = _open_registry(data_dir, database_url, model_name)
+    result = RunStore(registry.engine, name).trigger(Trigger.now("manual", reason))
+    if result.run is None or result.ignored:
+        raise click.ClickException(f"not started: {result.ignored}")
+    verb = "joined the running" if result.attached else "started"
+    click.echo(f"{verb} run {result.run.id} ({result.run.state}); a running "
+               "`driftloop serve` drives it — follow it with `driftloop status`.")
+
+
+@main.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=int, default=8000, show_default=True,
+              help="Port to bind (0: any free port).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("artifacts"), show_default=True,
+              help="Each demo run gets a fresh folder demo/<UTC time>-<id> in here.")
+@click.option("--admin-token", envvar="DRIFTLOOP_ADMIN_TOKEN", default=None,
+              help="Bearer token for the admin endpoints [default: a random one per run].")
+@click.option("--headless", is_flag=True,
+              help="No browser, plain progress lines (for tests, scripts and CI).")
+@click.option("--until", type=click.Choice(["promoted", "end"]), default="promoted",
+              show_default=True,
+              help="Stop soon after the loop promotes a new model, or replay the whole stream.")
+@click.option("--speed", type=click.FloatRange(min=0.1, max=100), default=1.0,
+              show_default=True, help="Replay speed: X times 100 events per second.")
+@click.option("--seed", type=int, default=7, show_default=True, help="The stream's seed.")
+def demo_command(host: str, port: int, data_dir: Path, admin_token: str | None,
+                 headless: bool, until: str, speed: float, seed: int) -> None:
+    """The whole loop on a standard drifting stream: train v1, serve it, replay traffic
+    whose concept shifts, send labels late, and watch drift alarm → snapshot → train →
+    shadow → promote → accuracy recover. Exits 0 only when the loop promoted.
+
+    The stream is river's RandomRBF benchmark generator with an abrupt concept drift
+    (shipped in the river package; nothing is downloaded).
+
+    Example:
+
+        driftloop demo --headless --until promoted --speed 5
+    """
+    from driftloop.demo.runner import DemoOptions, run_demo, summary_rows  # noqa: PLC0415
+
+    console = Console(highlight=False)
+    options = DemoOptions(data_dir=data_dir, host=host, port=port, admin_token=admin_token,
+                          until=until, speed=speed, seed=seed)
+    with _replay_progress(console, headless) as progress_factory:
+        summary = run_demo(options, say=lambda line: console.print(f"[dim]·[/dim] {line}"),
+                           progress_factory=progress_factory, open_browser=not headless)
+    table = Table(title="driftloop demo — summary", title_justify="left", box=None,
+                  show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for what, value in summary_rows(summary):
+        table.add_row(what, value)
+    console.print(table)
+    if not summary.promoted:
+        raise click.ClickException("the loop did not promote a new model during the replay")
+
+
+class _replay_progress:  # noqa: N801 - used as a context manager, reads like one
+    """A rich progress bar for the replay, or plain lines every 10% when headless."""
+
+    def __init__(self, console: Console, headless: bool) -> None:
+        self.console, self.headless = console, headless
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.headless:
+            from rich.progress import Progress  # noqa: PLC0415
+
+            self.bar = Progress(console=self.console, transient=False)
+            self.bar.start()
+        return self.factory
+
+    def factory(self, total: int) -> Any:
+        if self.bar is not None:
+            task = self.bar.add_task("replaying traffic", total=total)
+            return lambda done: self.bar.update(task, completed=done)
+        marks = {total * k // 10 for k in range(1, 11)}
+        reached = [0]
+
+        def line(done: int) -> None:
+            for mark in sorted(m for m in marks if reached[0] < m <= done):
+                self.console.print(f"replayed {mark:,} of {total:,} events")
+            reached[0] = max(reached[0], done)
+        return line
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -8,6 +8,7 @@ where it came from.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -49,16 +50,46 @@ class Settings:
     drift_panes: int = 2
     pane_seconds: float | None = None  # time-based panes (needed with several workers)
     log_predictions: bool = True
+    # the retraining loop (RetrainOrchestrator, ShadowGate)
+    retrain_on_drift: bool = True
+    trainer: str = "driftloop.training.sklearn:SklearnTrainer"  # import path of a Trainer
+    trainer_options: dict[str, Any] = field(default_factory=dict)  # its keyword arguments
+    train_timeout: float = 600.0  # seconds; the trainer's process is killed after it
+    train_attempts: int = 2  # tries of the training step (a restart mid-training is one)
+    snapshot_rows: int = 20_000  # the newest labelled rows since the champion was made
+    min_train_rows: int = 200  # wait (up to step_timeout) until this many are labelled
+    parent_sample: float = 0.0  # share of the parent's training rows mixed in
+    holdout_fraction: float = 0.2
+    gate_metric: str = "accuracy"
+    min_delta: float = 0.0  # the improvement the candidate must show
+    gate_alpha: float = 0.05
+    min_samples: int = 200  # labelled shadow pairs before any decision
+    shadow_max_duration: float = 3600.0  # then the candidate is rejected as inconclusive
+    max_error_rate_ratio: float = 1.5
+    max_latency_ratio: float = 1.5
+    rollback_delta: float = 0.05  # post-promotion watch: roll back if worse by more
+    watch_samples: int = 200
+    watch_duration: float = 1800.0
+    cooldown: float = 300.0  # after a run, drift and schedule triggers are ignored
+    retrain_interval: float | None = None  # seconds between scheduled runs; None: off
+    step_timeout: float = 1800.0  # the longest any other step may take
 
     def __post_init__(self) -> None:
         if not self.database_url:
             object.__setattr__(self, "database_url",
                                f"sqlite:///{Path(self.data_dir) / 'driftloop.db'}")
         positive = ("max_batch", "max_queue", "max_body_bytes", "max_batch_rows",
-                    "observe_queue", "drift_window", "drift_panes")
+                    "observe_queue", "drift_window", "drift_panes", "train_attempts",
+                    "snapshot_rows", "min_train_rows", "min_samples", "watch_samples")
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name}: must be >= 1, got {getattr(self, name)!r}")
+        for name in ("parent_sample", "gate_alpha"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise SettingsError(f"{name}: must be in [0, 1), got {getattr(self, name)!r}")
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise SettingsError(f"holdout_fraction: must be in (0, 1), got "
+                                f"{self.holdout_fraction!r}")
         if self.poll_interval <= 0 or self.poll_interval > 0.5:
             raise SettingsError(f"poll_interval: must be in (0, 0.5] seconds, got "
                                 f"{self.poll_interval!r}")
@@ -99,6 +130,11 @@ def _coerce(name: str, raw: Any, hints: dict[str, Any], source: str) -> Any:
                 return raw.lower() in ("1", "true", "yes")
             if "tuple" in kind:
                 return tuple(part.strip() for part in raw.split(",") if part.strip())
+            if "dict" in kind:
+                value = json.loads(raw)
+                if not isinstance(value, dict):
+                    raise ValueError(raw)
+                return value
             if "int" in kind and "float" not in kind:
                 return int(raw)
             if "float" in kind:

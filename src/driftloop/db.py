@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -134,6 +135,46 @@ drift_reports = sa.Table(
     sa.Column("report", sa.JSON, nullable=False),
 )
 
+#: Retraining runs: the RetrainOrchestrator's persisted state machine, one row per run.
+#: ``active`` is true until the run ends; the partial unique index allows one active run
+#: per model, so two processes triggering at once cannot both start one.
+training_runs = sa.Table(
+    "training_runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("outcome", sa.String(16)),  # promoted | rejected | failed | rolled_back
+    sa.Column("reason", sa.Text),
+    sa.Column("trigger", sa.JSON, nullable=False),
+    sa.Column("attached", sa.JSON, nullable=False),  # triggers that arrived during the run
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("state_since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("attempt", sa.Integer, nullable=False),  # tries of the current step
+    sa.Column("snapshot_id", sa.String(200)),
+    sa.Column("parent_version", sa.Integer),
+    sa.Column("candidate_version", sa.Integer),
+    sa.Column("evidence", sa.JSON, nullable=False),
+    sa.Index("one_active_run", "model_name", unique=True,
+             sqlite_where=sa.text("active"), postgresql_where=sa.text("active")),
+)
+
+#: Every transition and trainer log line of a run, in order.
+run_events = sa.Table(
+    "run_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # transition | log
+    sa.Column("from_state", sa.String(16)),
+    sa.Column("to_state", sa.String(16)),
+    sa.Column("message", sa.Text),
+)
+
 
 def create_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``), schema created.
@@ -181,3 +222,9 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         with conn.begin():
             yield conn
 
+
+
+def aware(value: datetime) -> datetime:
+    """A datetime read back as aware UTC: SQLite returns naive UTC, PostgreSQL the session's
+    zone."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -69,6 +69,7 @@ METADATA_COLUMNS: tuple[str, ...] = (
     "model_version",
     "slot",
     "output",
+    "shadow",
     "label",
     "labelled_at",
 )
@@ -340,15 +341,8 @@ def _request_id(value: Any) -> str:
     return value
 
 
-def _aware(value: datetime) -> datetime:
-    """A datetime read back: SQLite returns naive UTC, PostgreSQL the session's zone."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
 def _from_db(value: datetime | None) -> datetime | None:
-    return None if value is None else _aware(value)
+    return None if value is None else db.aware(value)
 
 
 def _now(value: datetime | None, field: str) -> datetime:
@@ -544,7 +538,7 @@ class PredictionLog:
             return None
         return StoredPrediction(
             request_id=row.request_id,
-            ts=_aware(row.ts),
+            ts=db.aware(row.ts),
             model_name=row.model_name,
             model_version=row.model_version,
             slot=row.slot,
@@ -576,7 +570,7 @@ class PredictionLog:
         """
         query = sa.select(
             _table.c.request_id, _table.c.ts, _table.c.model_name, _table.c.model_version,
-            _table.c.slot, _table.c.features, _table.c.output, _table.c.label,
+            _table.c.slot, _table.c.features, _table.c.output, _table.c.shadow, _table.c.label,
             _table.c.labelled_at,
         ).where(_table.c.label.is_not(None))
         if since is not None:
@@ -652,7 +646,7 @@ class PredictionLog:
             ).one_or_none()
         if boundary is None:
             return 0
-        ts, rid = _aware(boundary.ts), boundary.request_id
+        ts, rid = db.aware(boundary.ts), boundary.request_id
         older = sa.or_(_table.c.ts < ts, sa.and_(_table.c.ts == ts, _table.c.request_id <= rid))
         return self._delete_batches(older, batch_size)
 
@@ -685,13 +679,14 @@ def _frame(rows: Sequence[Any]) -> pd.DataFrame:
     meta = pd.DataFrame(
         {
             "request_id": pd.Series([r.request_id for r in rows], dtype=str),
-            "ts": pd.to_datetime([_aware(r.ts) for r in rows], utc=True),
+            "ts": pd.to_datetime([db.aware(r.ts) for r in rows], utc=True),
             "model_name": pd.Series([r.model_name for r in rows], dtype=str),
             "model_version": pd.Series([r.model_version for r in rows], dtype="int64"),
             "slot": pd.Series([r.slot for r in rows], dtype=str),
             "output": pd.Series([r.output for r in rows], dtype=None if rows else object),
+            "shadow": pd.Series([r.shadow for r in rows], dtype=object),
             "label": pd.Series([r.label for r in rows], dtype=None if rows else object),
-            "labelled_at": pd.to_datetime([_aware(r.labelled_at) for r in rows], utc=True),
+            "labelled_at": pd.to_datetime([db.aware(r.labelled_at) for r in rows], utc=True),
         }
     )
     features = pd.DataFrame.from_records([r.features for r in rows], index=meta.index)

@@ -9,6 +9,7 @@ server was configured with; a classifier's output is ``{"prediction": label, "sc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -60,3 +61,10 @@ def monitored_output(output: Any) -> Any:
     if isinstance(output, Mapping):
         return output.get("score", output.get("prediction"))
     return output
+
+
+def plain_value(value: Any) -> Any:
+    """A numpy / pandas scalar as plain Python, NaN as None: what a request body carries."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return None if isinstance(value, float) and math.isnan(value) else value

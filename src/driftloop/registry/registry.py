@@ -285,7 +285,7 @@ class ModelRegistry:
         if name is not None:
             query = query.where(db.audit_log.c.name == name)
         with self.engine.connect() as conn:
-            return [AuditEntry(r.id, _utc(r.at), r.actor, r.action, r.name, r.version, r.reason,
+            return [AuditEntry(r.id, db.aware(r.at), r.actor, r.action, r.name, r.version, r.reason,
                                r.details) for r in conn.execute(query)]
 
     def lineage(self, name: str) -> dict[str, list[dict[str, Any]]]:
@@ -329,7 +329,7 @@ class ModelRegistry:
                                               table.c.parent_id, table.c.path)
                                     .where(table.c.id.in_(ids))):
                 nodes[f"dataset:{row.id}"].update(rows=row.rows, path=row.path,
-                                                  created_at=_utc(row.created_at).isoformat(),
+                                                  created_at=db.aware(row.created_at).isoformat(),
                                                   parent_id=row.parent_id)
 
     def collect_garbage(self, older_than: float = 3600.0) -> list[Path]:
@@ -438,14 +438,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _version(row: Any) -> ModelVersion:
     data = dict(row._mapping)
-    data["created_at"] = _utc(data["created_at"])
+    data["created_at"] = db.aware(data["created_at"])
     return ModelVersion(**data)
 
 

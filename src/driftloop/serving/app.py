@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -50,6 +50,22 @@ class FeedbackRequest(BaseModel):
     request_id: str = Field(min_length=1, max_length=64)
     label: StrictStr | int | float | bool
     overwrite: bool = False
+
+
+class FeedbackItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(min_length=1, max_length=64)
+    label: StrictStr | int | float | bool
+
+
+class FeedbackBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[FeedbackItem] = Field(min_length=1, max_length=10_000)
+
+
+class RetrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("requested by an admin", min_length=1, max_length=500)
 
 
 class TrafficRequest(BaseModel):
@@ -128,6 +144,18 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
         return {"request_id": body.request_id, "labelled_at": result.labelled_at.isoformat(),
                 "previous_label": result.previous_label}
 
+    @app.post("/feedback/batch")
+    async def feedback_batch(body: FeedbackBatchRequest) -> dict[str, Any]:
+        """Many labels in one transaction; unknown and already-labelled ids are reported,
+        not failed, so a client can send what it has and retry the unknown later."""
+        try:
+            result = await _in_thread(service.log.feedback_many,
+                                      [(item.request_id, item.label) for item in body.items])
+        except PredictionInputError as exc:
+            raise ApiError(422, str(exc), "items") from exc
+        return {"applied": len(result.applied), "unknown": list(result.unknown),
+                "conflicts": list(result.conflicts)}
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         body, content_type = service.render_metrics(request.headers.get("accept"))
@@ -151,6 +179,7 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
                              "observed": observer.observed if observer else 0},
             "router": {k: v for k, v in vars(router.counters).items()},
             "alarms": len(service.alarms),
+            "loop": await _in_thread(service.orchestrator.state),
         }
 
     @app.get("/api/drift")
@@ -164,6 +193,18 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
         lineage = await _in_thread(service.registry.lineage, service.name)
         return {"model": service.name, "versions": [v.to_dict() for v in versions],
                 "lineage": lineage}
+
+    @app.get("/api/runs")
+    async def runs(limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
+        listed = await _in_thread(service.orchestrator.runs.list, limit)
+        return {"model": service.name, "runs": [r.to_dict() for r in listed]}
+
+    @app.post("/api/retrain", status_code=202, dependencies=[Depends(require_admin)])
+    async def retrain(body: RetrainRequest | None = None) -> dict[str, Any]:
+        reason = body.reason if body else "requested by an admin"
+        result = await _in_thread(service.orchestrator.trigger, "manual", reason)
+        return {"run_id": result.run.id if result.run else None, "attached": result.attached,
+                "ignored": result.ignored}
 
     @app.post("/api/models/{version}/promote", dependencies=[Depends(require_admin)])
     async def promote(version: Annotated[int, PathParam(ge=1, le=2**31 - 1)],

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import socket
 import uuid
@@ -28,7 +27,8 @@ from driftloop.data.predictions import PredictionLog
 from driftloop.data.snapshots import SnapshotStore
 from driftloop.data.writer import BatchingWriter
 from driftloop.drift import DriftDetector, DriftEvent
-from driftloop.models.served import ServedModel, monitored_output, served
+from driftloop.events import EventBus
+from driftloop.models.served import ServedModel, monitored_output, plain_value, served
 from driftloop.registry import ModelRegistry, ModelVersion
 from driftloop.serving.drift_sync import DriftLeader, WindowShipper, read_report
 from driftloop.serving.listener import RegistryListener
@@ -36,6 +36,7 @@ from driftloop.serving.metrics import ServerMetrics, mark_process_dead
 from driftloop.serving.observer import Observation, Observer
 from driftloop.serving.router import CANDIDATE, CHAMPION, AdaptiveAgentRouter, Routed, Traffic
 from driftloop.tables import read_table
+from driftloop.training.orchestrator import RetrainOrchestrator
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,10 @@ class ModelService:
         self._sharer: asyncio.Task[None] | None = None
         self._refreshing = asyncio.Lock()
         self._models: OrderedDict[int, ServedModel] = OrderedDict()
+        self.bus = EventBus()
+        self.orchestrator = RetrainOrchestrator(settings, self.registry, bus=self.bus)
+        self._looper: asyncio.Task[None] | None = None
+        self._new_reference: tuple[pd.DataFrame, list[Any]] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -113,13 +118,14 @@ class ModelService:
             self.writer = BatchingWriter(self.log)
         self.observer = Observer(self.detector, self.writer, self.name,
                                  max_queue=self.settings.observe_queue,
-                                 on_alarms=self.alarms.extend, on_batch=self._on_observed)
+                                 on_alarms=self._on_worker_alarms, on_batch=self._on_observed)
         self.observer.start()
         if self.settings.pane_seconds is not None:  # several workers: share one drift view
             worker = f"{socket.gethostname()}:{os.getpid()}:{self.worker_id}"
             self.shipper = WindowShipper(self.registry.engine, self.name, worker, self.detector)
             self.leader = DriftLeader(self.registry.engine, self.name, worker, self.detector)
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._wake = asyncio.Event()
         if self.registry.engine.dialect.name == "postgresql":
             self.listener = RegistryListener(self.registry.engine, self.name,
@@ -128,11 +134,13 @@ class ModelService:
         self._follower = loop.create_task(self._follow())
         if self.shipper is not None:
             self._sharer = loop.create_task(self._share())
+        self._looper = loop.create_task(self.orchestrator.run_forever(
+            self.settings.poll_interval, leads=self.leads))
 
     async def stop(self) -> None:
         if self.listener is not None:
             await asyncio.to_thread(self.listener.stop)
-        for task in (self._follower, self._sharer):
+        for task in (self._follower, self._sharer, self._looper):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -178,6 +186,7 @@ class ModelService:
         if champion is not None and (self.router.champion is None
                                      or self.router.champion.version != champion.version):
             await self._install(CHAMPION, champion)
+            await self._follow_reference(champion)
         if candidate is None:
             self.router.remove_candidate()
         elif self.router.candidate is None or self.router.candidate.version != candidate.version:
@@ -213,11 +222,18 @@ class ModelService:
         await self.observer.on_thread(self.shipper.ship)
         leader = self.leader
         if await asyncio.to_thread(leader.try_lead):
+            if self._new_reference is not None:
+                frame, outputs = self._new_reference
+                await asyncio.to_thread(leader.detector.reset_reference, frame, outputs)
+                self._new_reference = None
+            before = leader.detector.last_report
             events = await asyncio.to_thread(leader.step)
-            self.alarms.extend(events)
+            await self._raise_alarms(events)
             report = leader.detector.last_report
-            if self.metrics is not None and report is not None:
-                self.metrics.set_drift(report)
+            if report is not None and report is not before:
+                self.bus.publish("drift", report.to_dict())
+                if self.metrics is not None:
+                    self.metrics.set_drift(report)
 
     def drift_report(self) -> dict[str, Any] | None:
         """The drift view over all traffic: the leader's merged report with several
@@ -245,6 +261,51 @@ class ModelService:
         while len(self._models) > MODEL_CACHE:
             self._models.popitem(last=False)
         return wrapped
+
+    def leads(self) -> bool:
+        """Whether this process drives the retraining loop: the only one, or the drift
+        leader among several workers."""
+        return self.leader is None or self.leader.is_leader
+
+    def _on_worker_alarms(self, events: list[DriftEvent]) -> None:
+        """Alarms of this process's own detector (observer thread). With several workers
+        only the leader's merged view raises alarms: one worker's share is not the traffic."""
+        if self.shipper is None:
+            asyncio.run_coroutine_threadsafe(self._raise_alarms(events), self._loop)
+
+    async def _raise_alarms(self, events: Sequence[DriftEvent]) -> None:
+        for event in events:
+            self.alarms.append(event)
+            self.bus.publish("alarm", event.to_dict())
+            if self.settings.retrain_on_drift:
+                features = ", ".join(event.drifted_features) or "the output"
+                result = await asyncio.to_thread(
+                    self.orchestrator.trigger, "drift",
+                    f"drift in {features} after {event.events_seen} events", event.id)
+                logger.info("drift alarm %s: %s", event.id,
+                            result.ignored or ("attached to the running retraining"
+                                               if result.attached else "retraining started"))
+
+    async def _follow_reference(self, champion: ModelVersion) -> None:
+        """A new champion: its training data becomes the drift reference, and its alarms
+        start afresh (the old reference's drift is what the new model was trained on)."""
+        if self.detector is None or self.observer is None:
+            return  # starting up: the detector is built on this champion next
+        frame = await asyncio.to_thread(self._reference_for, champion)
+        model = self.router.champion
+        assert model is not None
+        rows = [{str(k): plain_value(v) for k, v in row.items()}
+                for row in frame.to_dict(orient="records")]
+        outputs = [monitored_output(o)
+                   for o in await asyncio.to_thread(model.model.predict_batch, rows)]
+        detector = self.detector
+        await self.observer.on_thread(lambda: detector.reset_reference(frame, outputs))
+        self.reference = frame
+        self.alarms.clear()
+        if self.leader is not None:
+            self._new_reference = (frame, outputs)
+        logger.info("drift reference is now v%d's training data (%d rows)", champion.version,
+                    len(frame))
 
     def _publish_state(self) -> None:
         if self.metrics is None:
@@ -274,6 +335,7 @@ class ModelService:
         if self.shipper is None and report is not None and report is not self._published_report:
             self._published_report = report
             metrics.set_drift(report)
+            self.bus.publish("drift", report.to_dict())
 
     def render_metrics(self, accept: str | None) -> tuple[bytes, str]:
         """The /metrics body, with the queue depths and drop counts of this moment."""
@@ -314,7 +376,7 @@ class ModelService:
 
     def _rows(self, n: int) -> list[dict[str, Any]]:
         assert self.reference is not None
-        return [{str(k): _plain(v) for k, v in row.items()}
+        return [{str(k): plain_value(v) for k, v in row.items()}
                 for row in self.reference.head(n).to_dict(orient="records")]
 
     async def _build_detector(self) -> DriftDetector:
@@ -340,9 +402,3 @@ def _feature_specs(frame: pd.DataFrame) -> list[FeatureSpec]:
 
 def _label(output: Any) -> Any:
     return output.get("prediction") if isinstance(output, Mapping) else output
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        value = value.item()
-    return None if isinstance(value, float) and math.isnan(value) else value

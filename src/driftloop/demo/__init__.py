@@ -1,0 +1,1 @@
+"""``driftloop demo``: the whole continuous-training loop on a standard drifting stream."""

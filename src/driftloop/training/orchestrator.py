@@ -1,0 +1,463 @@
+"""RetrainOrchestrator: drives retraining runs through the loop's state machine.
+
+One process drives (the server's drift leader); any process may trigger (a drift alarm, an
+admin request, the CLI, the schedule) because triggers are rows in the shared database
+(:class:`~driftloop.training.runs.RunStore`). :meth:`tick` advances the active run by one
+step and returns; every step is written so that doing it again after a crash is harmless:
+
+- SNAPSHOTTING waits for ``min_train_rows`` labelled rows since the champion was made,
+  then writes the newest ``snapshot_rows`` of them (plus a sample of the parent's
+  training rows) as an immutable snapshot; a recorded snapshot is not written twice.
+- TRAINING runs the configured trainer in a subprocess with a timeout, streaming its log
+  lines, and pushes the result as the candidate (tagged with the run, so a candidate
+  pushed just before a crash is found again rather than trained twice). A restart during
+  training counts as an attempt; after ``train_attempts`` the run fails.
+- EVALUATING scores both models on the snapshot's holdout and times them (p95 of
+  single-row calls); a candidate that is worse or much slower is rejected here.
+- SHADOWING mirrors traffic to the candidate and asks the :class:`ShadowGate` after every
+  poll, over the labelled pairs in the prediction log (so several workers' traffic counts,
+  and a restart loses nothing).
+- PROMOTED watches the new champion's live labelled metric and rolls back when it trails
+  the previous champion's (measured on the same shadow traffic) by over ``rollback_delta``.
+- REJECTED and the watch end in COOLDOWN, which ends in IDLE after ``cooldown`` seconds.
+
+The champion serves throughout: only promote_candidate (atomic) and rollback change it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.exc import OperationalError
+
+from driftloop.config import Settings
+from driftloop.data.predictions import PredictionLog
+from driftloop.data.snapshots import EVENT_TIMESTAMP, SnapshotStore
+from driftloop.evaluation import GateConfig, ShadowGate
+from driftloop.events import EventBus
+from driftloop.models.served import plain_value, served
+from driftloop.registry import ModelRegistry, ModelVersion
+from driftloop.training.base import TrainerError
+from driftloop.training.runs import (
+    COOLDOWN,
+    EVALUATING,
+    FAILED,
+    IDLE,
+    PROMOTED,
+    REJECTED,
+    SHADOWING,
+    SNAPSHOTTING,
+    TRAINING,
+    Run,
+    RunStateError,
+    RunStore,
+    Trigger,
+    TriggerResult,
+)
+from driftloop.training.sklearn import feature_frame
+from driftloop.training.worker import TrainingJob, train_in_subprocess
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "orchestrator"
+#: Errors a retry may cure (a locked or restarting database, a full disk being cleaned).
+TRANSIENT = (OperationalError, OSError)
+MAX_TRANSIENT_RETRIES = 3
+LATENCY_ROWS = 30
+#: The states whose own settings bound them, instead of ``step_timeout``.
+SELF_TIMED = (TRAINING, SHADOWING, PROMOTED, COOLDOWN)
+
+
+class RetrainOrchestrator:
+    """The continuous-training loop of one model."""
+
+    def __init__(self, settings: Settings, registry: ModelRegistry, *,
+                 bus: EventBus | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.name = settings.model_name
+        self.runs = RunStore(registry.engine, self.name)
+        self.log = PredictionLog(registry.engine)
+        self.snapshots = SnapshotStore(Path(settings.data_dir), engine=registry.engine)
+        self.gate = ShadowGate(GateConfig(
+            metric=settings.gate_metric, min_delta=settings.min_delta,
+            alpha=settings.gate_alpha, min_samples=settings.min_samples,
+            max_duration_s=settings.shadow_max_duration,
+            max_error_rate_ratio=settings.max_error_rate_ratio,
+            max_latency_ratio=settings.max_latency_ratio))
+        self.bus = bus or EventBus()
+        self.clock = clock
+        self._retry_at = 0.0
+        self._retries = 0
+
+    # ------------------------------------------------------------------ triggers
+    def trigger(self, kind: str, reason: str, drift_event_id: str | None = None) -> TriggerResult:
+        """Start a run, attach to the active one, or be ignored (cooldown); thread-safe."""
+        result = self.runs.trigger(Trigger.now(kind, reason, drift_event_id),
+                                   cooldown_s=self.settings.cooldown)
+        if result.run is not None and not result.ignored:
+            self._publish(result.run)
+        return result
+
+    def state(self) -> dict[str, Any]:
+        """The loop's state for /api/state: IDLE or the active run's."""
+        run = self.runs.active()
+        if run is None:
+            return {"state": IDLE, "run_id": None, "cooldown_until": None}
+        until = (run.state_since.timestamp() + self.settings.cooldown
+                 if run.state == COOLDOWN else None)
+        return {"state": run.state, "run_id": run.id, "cooldown_until": until}
+
+    # ------------------------------------------------------------------ driving
+    async def run_forever(self, interval: float, leads: Callable[[], bool] = lambda: True
+                          ) -> None:
+        """Tick every ``interval`` seconds while this process ``leads``."""
+        while True:
+            if leads():
+                try:
+                    await self.tick()
+                except Exception:  # the loop must outlive any one bad step
+                    logger.exception("the retraining loop failed a step; retrying")
+            await asyncio.sleep(interval)
+
+    async def tick(self) -> Run | None:
+        """Advance the active run by one step (or start a scheduled one). Returns the run."""
+        if self.clock() < self._retry_at:
+            return None
+        run = await asyncio.to_thread(self.runs.active)
+        if run is None:
+            await asyncio.to_thread(self._maybe_schedule)
+            return None
+        step = self._steps()[run.state]
+        try:
+            if run.state not in SELF_TIMED and self._age(run) > self.settings.step_timeout:
+                raise TrainerError(f"{run.state} took longer than step_timeout "
+                                   f"({self.settings.step_timeout:g} s)")
+            after = await step(run)
+        except RunStateError:  # another leader moved the run on: nothing to do here
+            return None
+        except TRANSIENT as exc:
+            return await self._retry(run, exc)
+        except Exception as exc:
+            logger.warning("run %s failed in %s: %s", run.id, run.state, exc)
+            return await self._fail(run, f"{run.state}: {exc}")
+        self._retries = 0
+        if after.state != run.state or after.evidence != run.evidence:
+            self._publish(after)
+        return after
+
+    def _steps(self) -> dict[str, Callable[[Run], Awaitable[Run]]]:
+        return {SNAPSHOTTING: self._snapshot, TRAINING: self._train,
+                EVALUATING: self._evaluate, SHADOWING: self._shadow, PROMOTED: self._watch,
+                REJECTED: self._after_reject, COOLDOWN: self._cooldown}
+
+    async def _retry(self, run: Run, exc: Exception) -> Run | None:
+        self._retries += 1
+        if self._retries > MAX_TRANSIENT_RETRIES:
+            self._retries = 0
+            return await self._fail(run, f"{run.state}: {type(exc).__name__}: {exc} "
+                                         f"(after {MAX_TRANSIENT_RETRIES} retries)")
+        delay = 2.0 ** (self._retries - 1)
+        logger.warning("run %s: transient error in %s (%s); retrying in %.0f s", run.id,
+                       run.state, exc, delay)
+        self._retry_at = self.clock() + delay
+        return run
+
+    async def _fail(self, run: Run, reason: str) -> Run | None:
+        """End the run FAILED and undo what it put in front of traffic; the champion stays."""
+        try:
+            failed = await asyncio.to_thread(self.runs.advance, run, FAILED, reason)
+        except RunStateError:
+            return None
+        if run.candidate_version is not None and run.state in (EVALUATING, SHADOWING):
+            await asyncio.to_thread(self._withdraw, run.candidate_version, reason)
+        self._publish(failed)
+        return failed
+
+    # ------------------------------------------------------------------ steps
+    async def _snapshot(self, run: Run) -> Run:
+        if run.snapshot_id is not None:  # written before a restart
+            return await self._advance(run, TRAINING, "snapshot already written")
+        champion = await asyncio.to_thread(self._champion)
+        frame = await asyncio.to_thread(self._training_rows, champion)
+        if len(frame) < self.settings.min_train_rows:
+            waiting = f"waiting for labels: {len(frame)} of {self.settings.min_train_rows}"
+            if run.evidence.get("waiting") != waiting:
+                run = await asyncio.to_thread(self.runs.update, run,
+                                              evidence={**run.evidence, "waiting": waiting})
+            return run
+        parent = self.snapshots.get(champion.dataset_id) if champion.dataset_id else None
+        snapshot = await asyncio.to_thread(
+            self.snapshots.write, frame, time_column=EVENT_TIMESTAMP, entity_column="request_id",
+            label_column=self.settings.label_column,
+            holdout_fraction=self.settings.holdout_fraction, parent=parent,
+            query={"source": "predictions", "model": self.name, "labelled": True,
+                   "since_version_created": champion.created_at.isoformat(),
+                   "newest": self.settings.snapshot_rows,
+                   "parent_sample": self.settings.parent_sample, "run_id": run.id})
+        evidence = {k: v for k, v in run.evidence.items() if k != "waiting"}
+        return await self._advance(
+            run, TRAINING, f"snapshot {snapshot.id}: {snapshot.rows} rows",
+            snapshot_id=snapshot.id, parent_version=champion.version,
+            evidence={**evidence, "snapshot": {"id": snapshot.id, "rows": snapshot.rows,
+                                               "sha256": snapshot.sha256}})
+
+    def _training_rows(self, champion: ModelVersion) -> pd.DataFrame:
+        """The newest labelled rows since the champion was made, as a snapshot frame."""
+        frame = self.log.labelled(since=champion.created_at, model_name=self.name)
+        features = frame.attrs.get("feature_columns", [])
+        frame = frame.tail(self.settings.snapshot_rows)
+        rows = frame[["request_id", "ts", *features, "label"]].rename(
+            columns={"ts": EVENT_TIMESTAMP, "label": self.settings.label_column})
+        if self.settings.parent_sample > 0 and champion.dataset_id and len(rows):
+            parent = pd.read_parquet(self.snapshots.get(champion.dataset_id).train_path)
+            sample = parent.sample(frac=self.settings.parent_sample, random_state=0)
+            rows = pd.concat([sample[[c for c in rows.columns if c in sample.columns]], rows],
+                             ignore_index=True)
+        return rows.reset_index(drop=True)
+
+    async def _train(self, run: Run) -> Run:
+        existing = await asyncio.to_thread(self._candidate_of, run)
+        if existing is not None:  # pushed just before a restart
+            return await self._advance(run, EVALUATING, f"candidate v{existing} already pushed",
+                                       candidate_version=existing)
+        attempt = run.attempt + 1
+        if attempt > self.settings.train_attempts:
+            raise TrainerError(f"training did not finish in {self.settings.train_attempts} "
+                               "attempts (interrupted by restarts)")
+        run = await asyncio.to_thread(self.runs.update, run, attempt=attempt)
+        assert run.snapshot_id is not None
+        job = TrainingJob(
+            trainer=self.settings.trainer, options=dict(self.settings.trainer_options),
+            params={}, data_dir=str(self.settings.data_dir),
+            database_url=self.settings.database_url, model_name=self.name,
+            snapshot_id=run.snapshot_id, parent_version=run.parent_version,
+            out_dir=str(Path(self.settings.data_dir) / "runs" / run.id / f"attempt-{attempt}"))
+
+        async def on_log(line: str) -> None:
+            await asyncio.to_thread(self.runs.log, run.id, line)
+            self.bus.publish("log", {"run_id": run.id, "line": line, "at": self.clock()})
+
+        started = time.perf_counter()
+        model = await train_in_subprocess(job, timeout_s=self.settings.train_timeout,
+                                          on_log=on_log)
+        snapshot = self.snapshots.get(run.snapshot_id)
+        version = await asyncio.to_thread(
+            self.registry.push_candidate, self.name, model, parent=run.parent_version,
+            dataset=(snapshot.id, snapshot.sha256),
+            params={"trainer": self.settings.trainer, **self.settings.trainer_options},
+            metrics={"train_seconds": round(time.perf_counter() - started, 3)},
+            run_id=run.id, drift_event_id=run.trigger.drift_event_id, actor=ACTOR,
+            reason=f"run {run.id}")
+        return await self._advance(run, EVALUATING, f"trained v{version.version}",
+                                   candidate_version=version.version)
+
+    async def _evaluate(self, run: Run) -> Run:
+        assert run.snapshot_id is not None and run.candidate_version is not None
+        holdout, latency = await asyncio.to_thread(self._holdout, run)
+        evidence = {**run.evidence, "holdout": holdout, "latency": latency}
+        if not holdout["passed"] or not latency["passed"]:
+            reason = holdout["reason"] if not holdout["passed"] else latency["reason"]
+            await asyncio.to_thread(self._withdraw, run.candidate_version, reason)
+            return await self._advance(run, REJECTED, reason, outcome="rejected",
+                                       reason=reason, evidence=evidence)
+        await asyncio.to_thread(
+            self.registry.set_traffic, self.name,
+            {"mode": "shadow", "weight": 0.0, "shadow_fraction": self.settings.shadow_fraction},
+            actor=ACTOR, reason=f"run {run.id}: shadow v{run.candidate_version}")
+        evidence["shadow_started_at"] = self.clock()
+        return await self._advance(run, SHADOWING, holdout["reason"], evidence=evidence)
+
+    def _holdout(self, run: Run) -> tuple[dict[str, Any], dict[str, Any]]:
+        assert run.snapshot_id is not None and run.candidate_version is not None
+        snapshot = self.snapshots.get(run.snapshot_id)
+        features, labels = feature_frame(snapshot, "holdout")
+        rows = [{str(k): plain_value(v) for k, v in r.items()}
+                for r in features.to_dict(orient="records")]
+        names = [str(c) for c in features.columns]
+        champion = served(self.registry.load(self.name, self._champion().version), names)
+        candidate = served(self.registry.load(self.name, run.candidate_version), names)
+        result = self.gate.offline(champion.predict_batch(rows), candidate.predict_batch(rows),
+                                   [plain_value(y) for y in labels])
+        holdout = {k: _finite(v) for k, v in vars(result).items()}
+        self.registry.score_candidate(
+            self.name, run.candidate_version, actor=ACTOR,
+            metrics={f"holdout_{result.metric}": _finite(result.candidate),
+                     "holdout_rows": result.n})
+        p95s = [_p95_latency(model, rows[:LATENCY_ROWS]) for model in (champion, candidate)]
+        ok, reason = self.gate.latency_guard(*p95s)
+        return holdout, {"champion_p95_s": p95s[0], "candidate_p95_s": p95s[1],
+                         "passed": ok, "reason": reason}
+
+    async def _shadow(self, run: Run) -> Run:
+        candidate = run.candidate_version
+        assert candidate is not None
+        started = float(run.evidence["shadow_started_at"])
+        summary, scores = await asyncio.to_thread(self._pairs, candidate, started)
+        decision = self.gate.decide(summary, self.clock() - started)
+        shadow = {**decision.evidence, **scores, "verdict": decision.verdict,
+                  "reason": decision.reason, "candidate_version": candidate}
+        evidence = {**run.evidence, "shadow": _finite_dict(shadow)}
+        if decision.verdict == "continue":
+            if run.evidence.get("shadow", {}).get("n") != shadow["n"]:
+                run = await asyncio.to_thread(self.runs.update, run, evidence=evidence)
+            return run
+        if decision.verdict == "reject":
+            await asyncio.to_thread(self._withdraw, candidate, decision.reason)
+            return await self._advance(run, REJECTED, decision.reason, outcome="rejected",
+                                       reason=decision.reason, evidence=evidence)
+        await asyncio.to_thread(self._promote, candidate, decision.reason)
+        evidence["promoted_at"] = self.clock()
+        return await self._advance(run, PROMOTED, decision.reason, outcome="promoted",
+                                   reason=decision.reason, evidence=evidence)
+
+    def _pairs(self, candidate: int, since: float) -> tuple[Any, dict[str, Any]]:
+        """The gate's summary over the labelled requests mirrored to ``candidate`` since
+        ``since``, in the order their labels arrived (an append-only sequence)."""
+        frame = self._labelled_since(since)
+        pairs = self.gate.paired_scores()
+        mirrored = frame[frame["shadow"].map(
+            lambda s: isinstance(s, dict) and s.get("version") == candidate)
+            & (frame["slot"] == "champion")]
+        champion_out = list(mirrored["output"])
+        candidate_out = [s.get("output") for s in mirrored["shadow"]]
+        labels = list(mirrored["label"])
+        pairs.extend(champion_out, candidate_out, labels)
+        per_row = self.gate.metric.per_row
+        scores = {
+            "champion_score": _mean([per_row(o, y) for o, y in zip(champion_out, labels,
+                                                                 strict=True)]),
+            "candidate_score": _mean([per_row(o, y) for o, y in zip(candidate_out, labels,
+                                                                   strict=True)])}
+        return pairs.summary(), scores
+
+    async def _watch(self, run: Run) -> Run:
+        """After promotion: roll back if the new champion does worse live than the old one
+        did on the shadow traffic, by more than ``rollback_delta``."""
+        assert run.candidate_version is not None
+        promoted_at = float(run.evidence["promoted_at"])
+        live = await asyncio.to_thread(self._live_scores, run.candidate_version, promoted_at)
+        before = run.evidence.get("shadow", {}).get("champion_score")
+        watch = {"n": len(live), "live_score": _mean(live), "previous_champion_score": before,
+                 "rollback_delta": self.settings.rollback_delta}
+        evidence = {**run.evidence, "watch": watch}
+        if len(live) >= self.settings.watch_samples and before is not None:
+            if _mean(live) < before - self.settings.rollback_delta:
+                reason = (f"live {self.gate.metric.name} {_mean(live):.4g} of v"
+                          f"{run.candidate_version} trails the previous champion's "
+                          f"{before:.4g} by more than {self.settings.rollback_delta:g}")
+                await asyncio.to_thread(self.registry.rollback, self.name, actor=ACTOR,
+                                        reason=reason)
+                return await self._advance(run, COOLDOWN, f"rolled back: {reason}",
+                                           outcome="rolled_back", reason=reason,
+                                           evidence=evidence)
+            return await self._advance(run, COOLDOWN, f"watch passed over {len(live)} labels",
+                                       evidence=evidence)
+        if self.clock() - promoted_at >= self.settings.watch_duration:
+            return await self._advance(run, COOLDOWN, "watch ended (duration)",
+                                       evidence=evidence)
+        if run.evidence.get("watch", {}).get("n") != watch["n"]:
+            run = await asyncio.to_thread(self.runs.update, run, evidence=evidence)
+        return run
+
+    def _live_scores(self, version: int, since: float) -> list[float]:
+        frame = self._labelled_since(since)
+        served_by = frame[(frame["model_version"] == version) & (frame["slot"] == "champion")]
+        per_row = self.gate.metric.per_row
+        return [per_row(o, y) for o, y in zip(served_by["output"], served_by["label"],
+                                              strict=True)]
+
+    async def _after_reject(self, run: Run) -> Run:
+        return await self._advance(run, COOLDOWN, "candidate rejected")
+
+    async def _cooldown(self, run: Run) -> Run:
+        if self._age(run) < self.settings.cooldown:
+            return run
+        return await self._advance(run, IDLE, "cooldown over")
+
+    # ------------------------------------------------------------------ helpers
+    async def _advance(self, run: Run, to_state: str, note: str, **values: Any) -> Run:
+        return await asyncio.to_thread(self.runs.advance, run, to_state, note, **values)
+
+    def _age(self, run: Run) -> float:
+        return self.clock() - run.state_since.timestamp()
+
+    def _champion(self) -> ModelVersion:
+        champion = self.registry.get_champion(self.name)
+        if champion is None:
+            raise TrainerError(f"model {self.name!r} has no champion to retrain")
+        return champion
+
+    def _candidate_of(self, run: Run) -> int | None:
+        if run.candidate_version is not None:
+            return run.candidate_version
+        mine = [v.version for v in self.registry.list_versions(self.name) if v.run_id == run.id]
+        return max(mine) if mine else None
+
+    def _labelled_since(self, since: float) -> pd.DataFrame:
+        frame = self.log.labelled(since=datetime.fromtimestamp(since, UTC),
+                                  model_name=self.name)
+        return frame.sort_values(["labelled_at", "request_id"], kind="stable")
+
+    def _promote(self, version: int, reason: str) -> None:
+        self.registry.promote_candidate(self.name, version, actor=ACTOR, reason=reason)
+        self._traffic_off(reason)
+
+    def _withdraw(self, version: int, reason: str) -> None:
+        """Reject the candidate (if it still is one) and stop mirroring to it."""
+        candidate = self.registry.get_candidate(self.name)
+        if candidate is not None and candidate.version == version:
+            self.registry.reject_candidate(self.name, version, actor=ACTOR, reason=reason)
+        self._traffic_off(reason)
+
+    def _traffic_off(self, reason: str) -> None:
+        self.registry.set_traffic(self.name, {"mode": "off", "weight": 0.0,
+                                              "shadow_fraction": 1.0},
+                                  actor=ACTOR, reason=reason)
+
+    def _maybe_schedule(self) -> None:
+        interval = self.settings.retrain_interval
+        if interval is None:
+            return
+        last = self.runs.list(limit=1)
+        if not last or self.clock() - last[0].created_at.timestamp() >= interval:
+            result = self.trigger("schedule", f"every {interval:g} s")
+            if result.ignored:
+                logger.info("scheduled retraining skipped: %s", result.ignored)
+
+    def _publish(self, run: Run) -> None:
+        self.bus.publish("run", run.to_dict())
+
+
+def _p95_latency(model: Any, rows: Sequence[dict[str, Any]]) -> float:
+    """p95 seconds of single-row predict_batch calls (the serving unit of work)."""
+    times = []
+    for row in rows or [{}]:
+        started = time.perf_counter()
+        model.predict_batch([row])
+        times.append(time.perf_counter() - started)
+    return max(statistics.quantiles(times, n=20)[-1] if len(times) > 1 else times[0], 1e-9)
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(statistics.fmean(values)) if values else None
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: store them as None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _finite_dict(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _finite(v) for k, v in values.items()}
