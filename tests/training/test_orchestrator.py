@@ -1,0 +1,213 @@
+"""RetrainOrchestrator, driven tick by tick on a real registry, prediction log and trainer
+subprocess: a whole promotion, a rejection, a crashing and a hanging trainer."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from driftloop.config import Settings
+from driftloop.data.predictions import PredictionLog, PredictionRecord
+from driftloop.demo.runner import ESTIMATOR, train_first_version
+from driftloop.demo.stream import Stream, drifting_stream
+from driftloop.models.served import served
+from driftloop.registry import ModelRegistry
+from driftloop.training.orchestrator import RetrainOrchestrator
+from driftloop.training.runs import (
+    COOLDOWN,
+    EVALUATING,
+    FAILED,
+    IDLE,
+    PROMOTED,
+    REJECTED,
+    SHADOWING,
+    SNAPSHOTTING,
+    TRAINING,
+    Run,
+)
+
+SHIFT = 2000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return datetime.now(UTC).timestamp() + self.offset
+
+
+@pytest.fixture(scope="module")
+def stream() -> Stream:
+    return drifting_stream(SHIFT + 3000, SHIFT, seed=3)
+
+
+def loop_settings(tmp_path: Path, database_url: str = "", **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "model_name": "demo", "data_dir": tmp_path, "database_url": database_url,
+        "trainer_options": {"estimator": ESTIMATOR}, "snapshot_rows": 800,
+        "min_train_rows": 400, "min_samples": 100, "cooldown": 60.0, "watch_samples": 100,
+        "train_timeout": 120.0}
+    return Settings(**{**values, **overrides})
+
+
+def serve_traffic(settings: Settings, stream: Stream, start: int, end: int, *,
+                  shadow_version: int | None = None, label: bool = True) -> None:
+    """Log what the champion answered for events [start, end) — and the candidate, in
+    shadow — then their labels: what the server and /feedback would have written."""
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    champion = registry.get_champion("demo")
+    assert champion is not None
+    names = list(stream.features.columns)
+    rows = stream.features.iloc[start:end].to_dict(orient="records")
+    outputs = served(registry.load("demo", champion.version), names).predict_batch(rows)
+    shadows: list[Any] = [None] * len(rows)
+    if shadow_version is not None:
+        shadows = served(registry.load("demo", shadow_version), names).predict_batch(rows)
+    now = datetime.now(UTC)
+    ids = [f"e{start + i}-{secrets.token_hex(3)}" for i in range(len(rows))]
+    log = PredictionLog(registry.engine)
+    log.append(PredictionRecord(
+        rid, now + timedelta(microseconds=i), "demo", champion.version, "champion", row, out,
+        None if shadow_version is None else {"version": shadow_version, "output": shadow})
+        for i, (rid, row, out, shadow) in enumerate(zip(ids, rows, outputs, shadows,
+                                                        strict=True)))
+    if label:
+        labels = stream.labels.iloc[start:end].tolist()
+        log.feedback_many(list(zip(ids, labels, strict=True)))
+    registry.engine.dispose()
+
+
+def tick(orchestrator: RetrainOrchestrator) -> Run:
+    run = asyncio.run(orchestrator.tick())
+    assert run is not None
+    return run
+
+
+def test_a_run_goes_from_drift_to_promotion_and_back_to_idle(
+    tmp_path: Path, db_url: str, stream: Stream,
+) -> None:
+    settings = loop_settings(tmp_path, db_url)
+    train_first_version(settings, stream, 1500)
+    clock = Clock()
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    orchestrator = RetrainOrchestrator(settings, registry, clock=clock)
+    events = orchestrator.bus
+    started = orchestrator.trigger("drift", "x1 drifted", "evt-1")
+    assert started.run is not None and started.run.state == SNAPSHOTTING
+
+    run = tick(orchestrator)  # not enough labels yet: it waits, and says why
+    assert run.state == SNAPSHOTTING and "waiting for labels" in run.evidence["waiting"]
+    serve_traffic(settings, stream, SHIFT + 200, SHIFT + 900)  # v1 on the new concept
+    run = tick(orchestrator)
+    assert run.state == TRAINING and run.snapshot_id is not None and run.parent_version == 1
+    run = tick(orchestrator)  # the subprocess trains; the result is pushed as candidate
+    assert run.state == EVALUATING and run.candidate_version == 2
+    assert any("training" in line for line in run.log_tail)
+    candidate = registry.get_version("demo", 2)
+    assert candidate.run_id == run.id and candidate.drift_event_id == "evt-1"
+    assert candidate.dataset_id == run.snapshot_id
+    run = tick(orchestrator)
+    assert run.state == SHADOWING, run.reason
+    assert run.evidence["holdout"]["candidate"] > run.evidence["holdout"]["champion"]
+    assert registry.traffic("demo")["mode"] == "shadow"
+
+    serve_traffic(settings, stream, SHIFT + 900, SHIFT + 1400, shadow_version=2)
+    run = tick(orchestrator)
+    assert run.state == PROMOTED, run.evidence.get("shadow")
+    shadow = run.evidence["shadow"]
+    assert shadow["n"] >= settings.min_samples and shadow["lower"] > settings.min_delta
+    assert registry.get_champion("demo").version == 2
+    assert registry.traffic("demo")["mode"] == "off"
+
+    serve_traffic(settings, stream, SHIFT + 1400, SHIFT + 1700)  # v2 serves: the watch
+    run = tick(orchestrator)
+    assert run.state == COOLDOWN and run.evidence["watch"]["live_score"] > 0.8
+    assert orchestrator.trigger("drift", "more drift").ignored == "cooling down"
+    assert tick(orchestrator).state == COOLDOWN
+    clock.offset = settings.cooldown + 1
+    run = tick(orchestrator)
+    assert run.state == IDLE and not run.active and run.outcome == "promoted"
+    assert [t.to_state for t in run.transitions] == [
+        SNAPSHOTTING, TRAINING, EVALUATING, SHADOWING, PROMOTED, COOLDOWN, IDLE]
+    assert orchestrator.state()["state"] == IDLE
+    assert events is orchestrator.bus
+    registry.engine.dispose()
+
+
+def test_a_candidate_worse_on_the_holdout_is_rejected_before_any_traffic(
+    tmp_path: Path, stream: Stream,
+) -> None:
+    settings = loop_settings(tmp_path, trainer_options={
+        "estimator": "sklearn.dummy.DummyClassifier", "params": {"strategy": "prior"}})
+    train_first_version(settings, stream, 1500)
+    serve_traffic(settings, stream, 0, 700)  # the concept v1 knows well
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    orchestrator = RetrainOrchestrator(settings, registry)
+    orchestrator.trigger("manual", "try a baseline")
+    states = [tick(orchestrator).state for _ in range(3)]
+    assert states == [TRAINING, EVALUATING, REJECTED]
+    run = orchestrator.runs.list()[0]
+    assert "holdout accuracy" in (run.reason or "")
+    assert registry.get_version("demo", 2).status == "rejected"
+    assert registry.get_champion("demo").version == 1
+    assert (registry.traffic("demo") or {}).get("mode", "off") == "off"
+    assert tick(orchestrator).state == COOLDOWN
+    registry.engine.dispose()
+
+
+def test_a_candidate_that_loses_in_shadow_is_rejected(tmp_path: Path, stream: Stream) -> None:
+    settings = loop_settings(tmp_path, min_delta=0.05)
+    train_first_version(settings, stream, 1500)
+    serve_traffic(settings, stream, SHIFT + 200, SHIFT + 900)  # v2 learns the new concept
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    orchestrator = RetrainOrchestrator(settings, registry)
+    orchestrator.trigger("manual", "try")
+    assert [tick(orchestrator).state for _ in range(3)] == [TRAINING, EVALUATING, SHADOWING]
+    serve_traffic(settings, stream, 1500, SHIFT, shadow_version=2)  # …but traffic is old
+    run = tick(orchestrator)
+    assert run.state == REJECTED, run.evidence.get("shadow")
+    assert run.evidence["shadow"]["upper"] < settings.min_delta
+    assert registry.get_version("demo", 2).status == "rejected"
+    assert registry.get_champion("demo").version == 1
+    assert registry.traffic("demo")["mode"] == "off"
+    registry.engine.dispose()
+
+
+@pytest.mark.parametrize(("trainer", "options", "timeout", "message"), [
+    ("tests.training.trainers:CrashingTrainer", {}, 120.0, "the GPU caught fire"),
+    ("tests.training.trainers:SlowTrainer", {"seconds": 60, "estimator": ESTIMATOR}, 2.0,
+     "ran past its limit"),
+])
+def test_a_failing_trainer_fails_the_run_and_a_later_trigger_works(
+    tmp_path: Path, stream: Stream, trainer: str, options: dict[str, Any], timeout: float,
+    message: str,
+) -> None:
+    settings = loop_settings(tmp_path, trainer=trainer, trainer_options=options,
+                             train_timeout=timeout)
+    train_first_version(settings, stream, 1500)
+    serve_traffic(settings, stream, SHIFT + 200, SHIFT + 900)
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    orchestrator = RetrainOrchestrator(settings, registry)
+    orchestrator.trigger("manual", "go")
+    assert tick(orchestrator).state == TRAINING
+    failed = tick(orchestrator)
+    assert failed.state == FAILED and message in (failed.reason or ""), failed.reason
+    assert registry.get_champion("demo").version == 1
+    assert registry.get_candidate("demo") is None
+    assert orchestrator.state()["state"] == IDLE
+
+    fixed = RetrainOrchestrator(dataclasses.replace(
+        settings, trainer=Settings.trainer, trainer_options={"estimator": ESTIMATOR},
+        train_timeout=120.0), registry)
+    again = fixed.trigger("manual", "after the fix")
+    assert again.run is not None and again.run.id != failed.id
+    assert tick(fixed).state == TRAINING
+    assert tick(fixed).state == EVALUATING
+    registry.engine.dispose()
