@@ -38,9 +38,10 @@ class ModelAdapter(Protocol):
 
 
 def default_adapters() -> list[ModelAdapter]:
-    from driftloop.models.sklearn import SklearnAdapter  # noqa: PLC0415 - avoid an import cycle
+    from driftloop.models.gemini import GeminiAdapter  # noqa: PLC0415 - avoid an import cycle
+    from driftloop.models.sklearn import SklearnAdapter  # noqa: PLC0415
 
-    return [SklearnAdapter()]
+    return [SklearnAdapter(), GeminiAdapter()]
 
 
 def adapter_for(model: Any, adapters: Sequence[ModelAdapter]) -> ModelAdapter:
