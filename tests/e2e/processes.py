@@ -20,18 +20,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(settings: Settings, workers: int, *, admin_token: str | None = "s3cret"
-                 ) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(settings: Settings, workers: int, *, admin_token: str | None = "s3cret",
+                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """``driftloop serve`` for ``settings``' data folder and model; ``env`` adds settings."""
     port = free_port()
     exe = Path(sys.executable).with_name("driftloop")
-    env = {**os.environ, "DRIFTLOOP_MAX_WAIT_MS": "0.5", "DRIFTLOOP_DRIFT_WINDOW": "200"}
+    env = {**os.environ, "DRIFTLOOP_MAX_WAIT_MS": "0.5", "DRIFTLOOP_DRIFT_WINDOW": "200",
+           **(env or {})}
     if workers > 1:
         env["DRIFTLOOP_PANE_SECONDS"] = "1"
     log = Path(settings.data_dir) / f"server-{port}.log"  # a file: a full pipe would block it
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [str(exe), "serve", "--data-dir", str(settings.data_dir), "--model", "cancer",
-             "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+            [str(exe), "serve", "--data-dir", str(settings.data_dir),
+             "--model", settings.model_name, "--port", str(port), "--workers", str(workers),
+             "--log-level", "warning",
              *(["--admin-token", admin_token] if admin_token else [])],
             env=env, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

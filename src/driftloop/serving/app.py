@@ -13,12 +13,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, create_model
 
 from driftloop.config import Settings
@@ -113,6 +115,7 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
         _add_predict_routes(app, service, settings)
+        _add_dashboard(app)
         yield
         await service.stop()
 
@@ -155,6 +158,11 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
             raise ApiError(422, str(exc), "items") from exc
         return {"applied": len(result.applied), "unknown": list(result.unknown),
                 "conflicts": list(result.conflicts)}
+
+    @app.websocket("/ws")
+    async def live(websocket: WebSocket) -> None:
+        """The dashboard's feed: a snapshot, then typed deltas (dashboard/PROTOCOL.md)."""
+        await service.hub.serve(websocket)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
@@ -242,6 +250,24 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
     return app
 
 
+STATIC = Path(__file__).parent / "static"
+
+
+def _add_dashboard(app: FastAPI) -> None:
+    """The built dashboard at ``/``, mounted last so it never shadows an API route. Without
+    a build (``make run`` builds it) ``/`` says how to get one."""
+    if any(getattr(r, "name", None) == "dashboard" for r in app.router.routes):
+        return
+    if (STATIC / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard")
+        return
+
+    @app.get("/", include_in_schema=False, name="dashboard")
+    async def no_dashboard() -> dict[str, str]:
+        return {"message": "the dashboard is not built: run `make run` (or `npm ci && npm run "
+                           "build` in dashboard/); the API is at /docs"}
+
+
 def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings) -> None:
     """Routes whose bodies depend on the champion's schema, added once it is known."""
     if any(getattr(r, "path", None) == "/predict" for r in app.router.routes):
@@ -252,7 +278,10 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
         return await _predict_one(service, body)
 
     async def predict_batch(body: Any) -> dict[str, Any]:
-        return {"predictions": [await _predict_one(service, row) for row in body.rows]}
+        # All rows at once: they queue together and the BatchingQueue runs them as one
+        # batch, instead of one model call per row.
+        return {"predictions": list(await asyncio.gather(
+            *(_predict_one(service, row) for row in body.rows)))}
 
     # The body types exist only now; FastAPI reads them from the (resolved) annotations.
     predict.__annotations__["body"] = predict_model
@@ -268,18 +297,22 @@ async def _predict_one(service: ModelService, body: Any) -> dict[str, Any]:
     try:
         request_id, routed = await service.predict(body.features.model_dump(), body.request_id,
                                                    body.routing_key)
+        elapsed = time.perf_counter() - started
+        service.latencies.append((time.time(), elapsed))
         if service.metrics is not None:
-            service.metrics.observe_request(routed.version, routed.slot,
-                                            time.perf_counter() - started, 200)
+            service.metrics.observe_request(routed.version, routed.slot, elapsed, 200)
     except QueueFullError as exc:
+        service.errors += 1
         raise ApiError(503, f"overloaded: {exc}; retry shortly", headers={"Retry-After": "1"}
                        ) from exc
     except LookupError as exc:
+        service.errors += 1
         raise ApiError(503, str(exc), headers={"Retry-After": "1"}) from exc
     except (ValueError, TypeError) as exc:  # the model refused this row's values
         raise ApiError(422, f"the model cannot score these feature values: {exc}",
                        "features") from exc
     except Exception as exc:  # the model itself failed: not the client's fault, not a crash
+        service.errors += 1
         logger.exception("prediction failed")
         raise ApiError(503, f"the model failed to predict: {type(exc).__name__}",
                        headers={"Retry-After": "1"}) from exc

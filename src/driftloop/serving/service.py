@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +31,7 @@ from driftloop.events import EventBus
 from driftloop.models.served import ServedModel, monitored_output, plain_value, served
 from driftloop.registry import ModelRegistry, ModelVersion
 from driftloop.serving.drift_sync import DriftLeader, WindowShipper, read_report
+from driftloop.serving.hub import Hub
 from driftloop.serving.listener import RegistryListener
 from driftloop.serving.metrics import ServerMetrics, mark_process_dead
 from driftloop.serving.observer import Observation, Observer
@@ -94,6 +95,11 @@ class ModelService:
         self.orchestrator = RetrainOrchestrator(settings, self.registry, bus=self.bus)
         self._looper: asyncio.Task[None] | None = None
         self._new_reference: tuple[pd.DataFrame, list[Any]] | None = None
+        #: (time, seconds) of recent answered requests, and the failed ones: the dashboard's
+        #: live latency and error rate (Prometheus has the full histograms).
+        self.latencies: deque[tuple[float, float]] = deque(maxlen=20_000)
+        self.errors = 0
+        self.hub = Hub(self)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -136,8 +142,10 @@ class ModelService:
             self._sharer = loop.create_task(self._share())
         self._looper = loop.create_task(self.orchestrator.run_forever(
             self.settings.poll_interval, leads=self.leads))
+        self.hub.start()
 
     async def stop(self) -> None:
+        await self.hub.stop()
         if self.listener is not None:
             await asyncio.to_thread(self.listener.stop)
         for task in (self._follower, self._sharer, self._looper):

@@ -1,0 +1,246 @@
+"""The dashboard's live feed: ``WS /ws`` per dashboard/PROTOCOL.md.
+
+One poller per process turns what changed into events on the service's EventBus: the
+state (champion, loop, alarms), the runs and the lineage (read from the shared database,
+so a worker that does not drive the loop still shows it), the traffic split and a metrics
+point every second. Drift reports and run transitions arrive on the bus as they happen.
+Each client relays bus events as typed deltas; a client that falls behind (its bounded
+buffer overflowed) gets a fresh snapshot instead of the deltas it missed, and no client
+ever slows another or the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from driftloop.events import Event
+
+if TYPE_CHECKING:
+    from driftloop.serving.service import ModelService
+
+logger = logging.getLogger(__name__)
+
+DRIFT_HISTORY = 2000
+METRICS_HISTORY = 3600
+TRAFFIC_HISTORY = 1000
+CLIENT_BUFFER = 256
+RUNS = 20
+
+
+class Hub:
+    """Histories for snapshots, and the poller that publishes changes."""
+
+    def __init__(self, service: ModelService) -> None:
+        self.service = service
+        self.drift: deque[dict[str, Any]] = deque(maxlen=DRIFT_HISTORY)
+        self.metrics: deque[dict[str, Any]] = deque(maxlen=METRICS_HISTORY)
+        self.traffic: deque[dict[str, Any]] = deque(maxlen=TRAFFIC_HISTORY)
+        self.report: dict[str, Any] | None = None
+        self._last: dict[str, Any] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._requests = 0
+        self._errors = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._poll())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # ------------------------------------------------------------------ what clients see
+    async def snapshot(self) -> dict[str, Any]:
+        state, runs, lineage = await asyncio.gather(self._state(), self._runs(),
+                                                    self._lineage())
+        return {"model": self.service.name, "state": state,
+                "drift": {"report": self.report, "history": list(self.drift),
+                          "alarms": [_alarm(e.to_dict()) for e in self.service.alarms[-50:]],
+                          "thresholds": self._thresholds()},
+                "runs": runs, "lineage": lineage,
+                "traffic": {"current": self._traffic(), "history": list(self.traffic),
+                            "shadow": _shadow(runs)},
+                "metrics": {"history": list(self.metrics)}}
+
+    def frame(self, event: Event) -> dict[str, Any] | None:
+        """The delta a bus event becomes (None: not for the dashboard)."""
+        data = event.data
+        if event.topic == "drift":
+            return {"type": "drift", "data": {"point": _point(data), "report": data,
+                                              "alarms": []}}
+        if event.topic == "alarm":
+            return {"type": "drift", "data": {"point": None, "report": data["report"],
+                                              "alarms": [_alarm(data)]}}
+        if event.topic in ("state", "run", "log", "lineage", "traffic", "metrics"):
+            return {"type": event.topic, "data": data}
+        return None
+
+    async def serve(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        subscription = self.service.bus.subscribe(CLIENT_BUFFER)
+        seq = 0
+
+        async def send(kind: str, data: Any) -> None:
+            nonlocal seq
+            seq += 1
+            await websocket.send_json({"type": kind, "seq": seq, "at": time.time(),
+                                       "data": data})
+
+        async def listen() -> None:  # answer pings; notice the client leaving
+            while True:
+                message = await websocket.receive_json()
+                if isinstance(message, dict) and message.get("type") == "ping":
+                    await send("pong", {})
+
+        listener = asyncio.create_task(listen())
+        try:
+            await send("snapshot", await self.snapshot())
+            while not listener.done():
+                getter = asyncio.create_task(subscription.get())
+                done, _ = await asyncio.wait({getter, listener},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                if subscription.take_lagged():
+                    await send("snapshot", await self.snapshot())
+                    continue
+                frame = self.frame(getter.result())
+                if frame is not None:
+                    await send(frame["type"], frame["data"])
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            listener.cancel()
+            subscription.close()
+
+    # ------------------------------------------------------------------ the poller
+    async def _poll(self) -> None:
+        subscription = self.service.bus.subscribe(4096)
+        while True:
+            try:
+                await self._tick(subscription)
+            except Exception:  # the feed must outlive a database hiccup
+                logger.exception("the dashboard feed failed to refresh; retrying")
+            await asyncio.sleep(1.0)
+
+    async def _tick(self, subscription: Any) -> None:
+        while True:  # the drift history follows the bus
+            with contextlib.suppress(TimeoutError):
+                event = await asyncio.wait_for(subscription.get(), 0)
+                if event.topic == "drift":
+                    self.report = event.data
+                    self.drift.append(_point(event.data))
+                continue
+            break
+        subscription.take_lagged()
+        bus = self.service.bus
+        state, runs = await asyncio.gather(self._state(), self._runs())
+        if state != self._last.get("state"):
+            bus.publish("state", state)
+        for run in runs[:3]:
+            if run != self._last.get(f"run:{run['id']}"):
+                bus.publish("run", run)
+                self._last[f"run:{run['id']}"] = run
+        generation = self.service.generation
+        if generation != self._last.get("generation"):
+            bus.publish("lineage", await self._lineage())
+        traffic = self._traffic()
+        shadow = _shadow(runs)
+        if traffic != self._last.get("traffic") or shadow != self._last.get("shadow"):
+            point = {"at": time.time(), **traffic}
+            self.traffic.append(point)
+            bus.publish("traffic", {"current": traffic, "point": point, "shadow": shadow})
+        point = self._metrics_point()
+        self.metrics.append(point)
+        bus.publish("metrics", point)
+        self._last.update(state=state, generation=generation, traffic=traffic, shadow=shadow)
+
+    async def _state(self) -> dict[str, Any]:
+        service = self.service
+        router = service.router
+
+        def slot(s: Any) -> dict[str, Any] | None:
+            return None if s is None else {"version": s.version, "queue_depth": s.queue.depth}
+
+        return {"model": service.name, "generation": service.generation,
+                "champion": slot(router.champion), "candidate": slot(router.candidate),
+                "traffic": self._traffic(), "alarms": len(service.alarms),
+                "loop": await asyncio.to_thread(service.orchestrator.state)}
+
+    async def _runs(self) -> list[dict[str, Any]]:
+        runs = await asyncio.to_thread(self.service.orchestrator.runs.list, RUNS)
+        return [r.to_dict() for r in runs]
+
+    async def _lineage(self) -> dict[str, Any]:
+        registry, name = self.service.registry, self.service.name
+        versions, lineage = await asyncio.gather(
+            asyncio.to_thread(registry.list_versions, name),
+            asyncio.to_thread(registry.lineage, name))
+        return {"model": name, "versions": [v.to_dict() for v in versions],
+                "lineage": lineage}
+
+    def _traffic(self) -> dict[str, Any]:
+        router = self.service.router
+        return {**vars(router.traffic),
+                "shares": router.traffic.shares(router.candidate is not None)}
+
+    def _thresholds(self) -> dict[str, float]:
+        detector = self.service.detector
+        policy = detector.policy if detector is not None else None
+        floor = policy.effect_floor if policy is not None else 0.0
+        effect = policy.effect if policy is not None else "js"
+        return {"psi": floor if effect == "psi" else 0.2, "js": floor if effect == "js" else 0.1,
+                "ks": floor if effect == "ks" else 0.1}
+
+    def _metrics_point(self) -> dict[str, Any]:
+        service = self.service
+        now = time.time()
+        recent = [s for t, s in service.latencies if t >= now - 1.0]
+        total = sum(service.router.counters.by_slot.values())
+        previous, self._requests = self._requests, total
+        errors, self._errors = service.errors - self._errors, service.errors
+        observer = service.observer
+        ordered = sorted(recent)
+        return {"at": now, "requests_per_s": float(max(0, total - previous)) if previous else 0.0,
+                "latency_p50_ms": _quantile(ordered, 0.5), "latency_p99_ms": _quantile(ordered,
+                                                                                      0.99),
+                "errors_per_s": float(errors), "observed": observer.observed if observer else 0,
+                "dropped": observer.dropped if observer else 0}
+
+
+def _quantile(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def _point(report: dict[str, Any]) -> dict[str, Any]:
+    def stats(f: dict[str, Any]) -> dict[str, Any]:
+        return {"psi": f.get("psi"), "js": f.get("js_distance"),
+                "ks": f.get("ks_statistic"), "drifted": f.get("drifted", False)}
+
+    output = report.get("output")
+    return {"at": report.get("evaluated_at"), "pane_id": report.get("pane_id"),
+            "drift_share": report.get("drift_share"), "drifted": report.get("drifted"),
+            "features": {name: stats(f) for name, f in report.get("features", {}).items()},
+            "output": stats(output) if output else None}
+
+
+def _alarm(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k != "report"}
+
+
+def _shadow(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    active = next((r for r in runs if r.get("active")), None)
+    if active is None or not active["evidence"].get("shadow"):
+        return None
+    return {"run_id": active["id"], **active["evidence"]["shadow"]}

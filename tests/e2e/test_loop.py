@@ -1,0 +1,110 @@
+"""The whole loop, end to end: `driftloop demo` closes it, and a server SIGKILLed during
+TRAINING comes back with the run ended consistently and nothing logged lost."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.e2e.processes import start_server
+from tests.training.helpers import SHIFT, loop_settings, loop_stream, serve_traffic
+
+from driftloop.data.predictions import PredictionLog
+from driftloop.db import create_engine
+from driftloop.demo.runner import ESTIMATOR, train_first_version
+
+ADMIN = {"Authorization": "Bearer s3cret"}
+
+
+@pytest.mark.slow
+def test_the_demo_closes_the_loop_and_accuracy_recovers(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("driftloop")
+    proc = subprocess.run(
+        [str(exe), "demo", "--headless", "--until", "promoted", "--speed", "50", "--port", "0",
+         "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=600,
+        check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "summary" in proc.stdout and "promoted" in proc.stdout
+    [summary_file] = tmp_path.glob("demo/*/summary.json")
+    summary = json.loads(summary_file.read_text())
+    assert summary["alarms_before_shift"] == 0
+    assert summary["shift_event"] < summary["alarm_event"] < summary["promoted_event"]
+    assert summary["run_outcome"] == "promoted" and summary["new_champion"] == 2
+    assert summary["old_accuracy_after_shift"] < 0.6
+    assert summary["new_accuracy_after_shift"] > 0.85
+
+
+def _state(url: str) -> dict[str, Any]:
+    return httpx.get(f"{url}/api/state", timeout=10).json()
+
+
+def _past_training(url: str, run_id: str) -> dict[str, Any] | None:
+    runs = httpx.get(f"{url}/api/runs", timeout=10).json()["runs"]
+    run = next(r for r in runs if r["id"] == run_id)
+    return None if run["state"] in ("SNAPSHOTTING", "TRAINING") else run
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_sigkill_during_training_ends_the_run_consistently_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    settings = loop_settings(tmp_path)
+    stream = loop_stream()
+    train_first_version(settings, stream, 1500)
+    serve_traffic(settings, stream, SHIFT + 200, SHIFT + 900)  # labelled history
+    env = {"DRIFTLOOP_TRAINER": "tests.training.trainers:SlowTrainer",
+           "DRIFTLOOP_TRAINER_OPTIONS": json.dumps({"seconds": 6, "estimator": ESTIMATOR}),
+           "DRIFTLOOP_MIN_TRAIN_ROWS": "300", "DRIFTLOOP_SNAPSHOT_ROWS": "600",
+           "DRIFTLOOP_DRIFT_WINDOW": "5000"}
+    proc, url = start_server(settings, 1, env=env)
+    rows = stream.features.iloc[SHIFT + 900:SHIFT + 1000].to_dict(orient="records")
+    with httpx.Client(base_url=url, timeout=10) as client:
+        answers = client.post("/predict/batch", json={"rows": [
+            {"features": r, "request_id": f"live-{i}"} for i, r in enumerate(rows)]}).json()
+        assert {a["model_version"] for a in answers["predictions"]} == {1}
+        labels = stream.labels.iloc[SHIFT + 900:SHIFT + 1000].tolist()
+        log = PredictionLog(create_engine(settings.database_url))
+        _wait(lambda: log.get("live-99") is not None, 30, "the live predictions to be logged")
+        client.post("/feedback/batch", json={"items": [
+            {"request_id": f"live-{i}", "label": y} for i, y in enumerate(labels)]})
+        run_id = client.post("/api/retrain", headers=ADMIN,
+                             json={"reason": "kill test"}).json()["run_id"]
+        _wait(lambda: _state(url)["loop"]["state"] == "TRAINING", 60, "TRAINING")
+    before = (log.count(), log.count(labelled=True))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    proc, url = start_server(settings, 1, env=env)  # the same data folder and database
+    try:
+        assert httpx.post(f"{url}/predict", json={"features": rows[0]}, timeout=10
+                          ).json()["model_version"] == 1  # the champion serves at once
+        run = _wait(lambda: _past_training(url, run_id), 120, "the run to leave TRAINING")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    trainings = [t for t in run["transitions"] if t["to"] == "TRAINING"]
+    assert len(trainings) == 1  # resumed in place, not restarted from the beginning
+    assert run["state"] in ("EVALUATING", "SHADOWING", "REJECTED", "COOLDOWN", "FAILED")
+    if run["state"] == "FAILED":
+        assert run["reason"]
+    else:
+        assert run["candidate_version"] == 2
+    assert log.count() >= before[0] and log.count(labelled=True) >= before[1]
+    assert log.count(labelled=True) >= 700 + 100

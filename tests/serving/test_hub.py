@@ -1,0 +1,56 @@
+"""WS /ws: a snapshot on connect in PROTOCOL.md's shape, then typed deltas as things change;
+a client that falls behind is resynchronised with a snapshot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from tests.served_model import example_rows
+
+from driftloop.config import Settings
+from driftloop.serving.app import create_app
+
+SNAPSHOT_KEYS = {"model", "state", "drift", "runs", "lineage", "traffic", "metrics"}
+
+
+def _next(ws: Any, kind: str, limit: int = 200, when: Any = lambda data: True
+          ) -> dict[str, Any]:
+    for _ in range(limit):
+        frame = ws.receive_json()
+        if frame["type"] == kind and when(frame["data"]):
+            return frame
+    raise AssertionError(f"no {kind} frame in {limit}")
+
+
+def test_a_client_gets_a_snapshot_then_deltas(served_settings: Settings) -> None:
+    with TestClient(create_app(served_settings)) as client, client.websocket_connect("/ws") as ws:
+        first = ws.receive_json()
+        assert first["type"] == "snapshot" and first["seq"] == 1
+        data = first["data"]
+        assert set(data) == SNAPSHOT_KEYS
+        assert data["state"]["champion"]["version"] == 1
+        assert data["state"]["loop"]["state"] == "IDLE"
+        assert data["lineage"]["versions"][0]["status"] == "champion"
+        assert data["traffic"]["current"]["mode"] == "off"
+        for row in example_rows(5):
+            assert client.post("/predict", json={"features": row}).status_code == 200
+        metrics = _next(ws, "metrics", when=lambda d: d["latency_p50_ms"] is not None)
+        assert metrics["seq"] > 1 and metrics["data"]["requests_per_s"] >= 0
+        run = client.post("/api/retrain", headers={"Authorization": "Bearer s3cret"},
+                          json={"reason": "from the test"}).json()
+        delta = _next(ws, "run")
+        assert delta["data"]["id"] == run["run_id"]
+        assert delta["data"]["trigger"]["kind"] == "manual"
+        ws.send_json({"type": "ping"})
+        assert _next(ws, "pong")["data"] == {}
+
+
+def test_a_lagging_client_is_sent_a_fresh_snapshot(served_settings: Settings) -> None:
+    with TestClient(create_app(served_settings)) as client, client.websocket_connect("/ws") as ws:
+        assert ws.receive_json()["type"] == "snapshot"
+        service = client.app.state.service  # type: ignore[attr-defined]
+        for i in range(1000):  # far more than one client's buffer, before it reads any
+            service.bus.publish("log", {"run_id": "r", "line": f"line {i}", "at": 0})
+        frames = [ws.receive_json() for _ in range(20)]
+        assert "snapshot" in [f["type"] for f in frames]
