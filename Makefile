@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine:
-#   make run    set up, then run the main job
+#   make run    set up (Python venv, dashboard build), then run the main job: driftloop demo
 #   make test   set up, then run every check and test (what CI runs, via .ci/run)
 PYTHON ?= python3
 VENV := .venv
@@ -7,17 +7,36 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_VENV := .venv-bench
 EXAMPLE := artifacts/example
+DASHBOARD := dashboard
+NODE_STAMP := $(DASHBOARD)/node_modules/.installed
+STATIC := src/driftloop/serving/static/index.html
+DASHBOARD_SOURCES := $(shell find $(DASHBOARD)/src $(DASHBOARD)/index.html \
+                       $(DASHBOARD)/vite.config.ts $(DASHBOARD)/tsconfig.json -type f 2>/dev/null)
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run example test lint dashboard bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The dashboard: npm ci from the lockfile, and a build whenever its sources change.
+$(NODE_STAMP): $(DASHBOARD)/package-lock.json
+	cd $(DASHBOARD) && npm ci --no-audit --no-fund
+	touch $@
 
-run: $(STAMP)
+$(STATIC): $(NODE_STAMP) $(DASHBOARD_SOURCES)
+	cd $(DASHBOARD) && npm run build
+
+dashboard: $(STATIC)
+
+setup: $(STAMP) $(STATIC)
+
+run: setup
+	$(BIN)/driftloop demo $(DEMO_ARGS)
+
+# The batch drift report on bundled example data (the first issue's main job).
+example: $(STAMP)
 	$(BIN)/driftloop example-data $(EXAMPLE)
 	$(BIN)/driftloop drift-report $(EXAMPLE)/reference.parquet $(EXAMPLE)/current.parquet -o $(EXAMPLE)/drift-report.html
 	$(BIN)/driftloop drift-report $(EXAMPLE)/reference.parquet $(EXAMPLE)/current.parquet
@@ -27,9 +46,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # pytest exits 5 when it collects no tests: that is not a failure of the suite.
-test: lint
+test: lint $(STATIC)
 	scripts/services.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	scripts/browser.sh
+	cd $(DASHBOARD) && npm test
+	DRIFTLOOP_REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
 # Benchmarks compare against peers (Evidently, alibi-detect) that pin older numpy, so they
@@ -39,10 +60,14 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[bench]'
 	touch $@
 
-bench: $(BENCH_VENV)/.installed
+bench: $(BENCH_VENV)/.installed $(STAMP)
 	scripts/services.sh
 	$(BENCH_VENV)/bin/python benchmarks/drift_bench.py $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python benchmarks/registry_bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/serve_bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/hotswap_bench.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/loop_bench.py
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis \
+	       $(DASHBOARD)/node_modules src/driftloop/serving/static

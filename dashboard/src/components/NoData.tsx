@@ -1,0 +1,3 @@
+export function NoData({ what = "no data yet" }: { what?: string }) {
+  return <p className="no-data">{what}</p>;
+}

@@ -1,0 +1,92 @@
+import { useEffect, useMemo, useRef } from "react";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { NoData } from "./NoData";
+
+export interface SeriesSpec {
+  label: string;
+  values: (number | null)[];
+  color: string;
+  dashed?: boolean;
+}
+
+export interface TimeSeriesChartProps {
+  /** Also names the chart for end-to-end tests, which read its data-point-count. */
+  testId: string;
+  title: string;
+  /** Epoch seconds, ascending. */
+  x: number[];
+  /** Callers memoise this array: a new identity with the same labels only updates the data. */
+  series: SeriesSpec[];
+  height?: number;
+  /** A sparkline: no axes, legend or cursor. */
+  compact?: boolean;
+  yRange?: [number, number];
+}
+
+/** Distinct, stable colours for the i-th series (golden-angle hues). */
+export function seriesColor(i: number): string {
+  return `hsl(${Math.round((i * 137.508 + 210) % 360)}, 65%, 42%)`;
+}
+
+/** The one uPlot wrapper: a titled time series chart, or "no data yet" when there is none. */
+export function TimeSeriesChart(props: TimeSeriesChartProps) {
+  const { testId, title, x, compact = false } = props;
+  return (
+    <figure className={compact ? "chart chart-compact" : "chart"} data-testid={testId} data-point-count={x.length}>
+      <figcaption>{title}</figcaption>
+      {x.length === 0 ? <NoData /> : <Plot {...props} />}
+    </figure>
+  );
+}
+
+function Plot({ x, series, height = 220, compact = false, yRange }: TimeSeriesChartProps) {
+  const box = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const data = useMemo<uPlot.AlignedData>(() => [x, ...series.map((s) => s.values)], [x, series]);
+  const layout = JSON.stringify([series.map((s) => [s.label, s.color, s.dashed]), height, compact, yRange]);
+
+  useEffect(() => {
+    const el = box.current;
+    if (el === null) return;
+    const width = () => Math.max(el.clientWidth, 200);
+    const u = new uPlot(
+      {
+        width: width(),
+        height,
+        legend: { show: !compact },
+        cursor: { show: !compact },
+        scales: { x: { time: true }, y: yRange ? { range: yRange } : { auto: true } },
+        axes: compact ? [{ show: false }, { show: false }] : [{}, { size: 56 }],
+        series: [
+          {},
+          ...series.map((s) => ({
+            label: s.label,
+            stroke: s.color,
+            width: compact ? 1 : 1.5,
+            dash: s.dashed ? [6, 4] : undefined,
+            points: { show: false },
+          })),
+        ],
+      },
+      data,
+      el,
+    );
+    plot.current = u;
+    const onResize = () => u.setSize({ width: width(), height });
+    window.addEventListener("resize", onResize);
+    return () => {
+      window.removeEventListener("resize", onResize);
+      u.destroy();
+      plot.current = null;
+    };
+    // Rebuilt only when the layout changes (it captures this render's data); data changes
+    // alone go through setData below.
+  }, [layout]);
+
+  useEffect(() => {
+    plot.current?.setData(data);
+  }, [data]);
+
+  return <div ref={box} className="chart-canvas" />;
+}

@@ -1,0 +1,86 @@
+"""The dashboard in a real browser: Debian's Chromium, driven by playwright-core
+(dashboard/e2e/dashboard.e2e.mjs), against a real `driftloop demo --headless` server.
+
+The page must connect, receive drift points, show the state diagram reach TRAINING and come
+back, show two model versions in the lineage after the promotion, and show the traffic
+allocation. The screenshot is kept in test-artifacts/dashboard.png.
+
+`make test` builds the dashboard, installs Chromium when it is missing and sets
+DRIFTLOOP_REQUIRE_BROWSER=1, so there the test cannot be skipped; a bare `pytest` on a
+machine without them skips it and says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.e2e.processes import free_port
+
+ROOT = Path(__file__).parents[2]
+SCRIPT = ROOT / "dashboard" / "e2e" / "dashboard.e2e.mjs"
+STATIC = ROOT / "src" / "driftloop" / "serving" / "static" / "index.html"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def _missing() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
+    if shutil.which("node") is None:
+        return "no node on PATH"
+    if not (ROOT / "dashboard" / "node_modules" / "playwright-core").is_dir():
+        return "dashboard dependencies are not installed (cd dashboard && npm ci)"
+    if not STATIC.is_file():
+        return "the dashboard is not built (cd dashboard && npm run build)"
+    return None
+
+
+@pytest.mark.slow
+def test_the_dashboard_follows_the_loop_live(tmp_path: Path) -> None:
+    missing = _missing()
+    if missing:
+        if os.environ.get("DRIFTLOOP_REQUIRE_BROWSER"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    exe = Path(sys.executable).with_name("driftloop")
+    log = tmp_path / "demo.log"
+    with log.open("wb") as sink:
+        demo = subprocess.Popen(
+            [str(exe), "demo", "--headless", "--until", "end", "--speed", "2", "--port",
+             str(port), "--data-dir", str(tmp_path)], stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).json()["status"] == "ok":
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                time.sleep(0.2)
+            assert demo.poll() is None, log.read_text()
+        shot = ROOT / "test-artifacts" / "dashboard.png"
+        shot.parent.mkdir(exist_ok=True)
+        proc = subprocess.run(
+            ["node", str(SCRIPT), "--url", url, "--screenshot", str(shot), "--timeout", "240"],
+            capture_output=True, text=True, timeout=300, check=False,
+            env={**os.environ, "CHROMIUM": CHROMIUM})
+        checks = [json.loads(line)["check"] for line in proc.stdout.splitlines()
+                  if line.startswith("{")]
+        assert proc.returncode == 0, (proc.stdout + proc.stderr + log.read_text()[-3000:])
+        assert len(checks) >= 5, proc.stdout
+        assert shot.is_file() and shot.stat().st_size > 10_000
+    finally:
+        demo.send_signal(signal.SIGINT)
+        try:
+            demo.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            demo.kill()
