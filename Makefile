@@ -50,7 +50,7 @@ test: lint $(STATIC)
 	scripts/services.sh
 	scripts/browser.sh
 	cd $(DASHBOARD) && npm test
-	DRIFTLOOP_REQUIRE_BROWSER=1 $(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	DASHBOARD_E2E_REQUIRED=1 $(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
 # Benchmarks compare against peers (Evidently, alibi-detect) that pin older numpy, so they

@@ -7,8 +7,9 @@ JSON the SDK sends. It answers (shapes as google-genai 3.6.1 sends and parses th
 * ``POST /{v1|v1beta|v1beta1}/…/{models|endpoints}/{id}:generateContent``: the Gemini API
   (``v1/models/{m}``) and Vertex AI (``v1beta1/projects/{p}/locations/{l}/publishers/
   google/models/{m}`` and tuned ``…/endpoints/{e}``). The answer is computed by a rule
-  from the last user turn: a JSON object of features (one row) or ``{"rows": [...]}``
-  (a batch), answered as ``{"prediction": …}`` or an array of them, with usageMetadata.
+  (``tuned_rule`` for tuned endpoints, when set) from the last user turn: a JSON object of
+  features (one row) or ``{"rows": [...]}`` (a batch), answered as ``{"prediction": …}``
+  or an array of them, with usageMetadata.
 * ``POST /v1beta1/projects/{p}/locations/{l}/tuningJobs``, ``GET …/tuningJobs/{id}`` and
   ``POST …/tuningJobs/{id}:cancel``: a job that is RUNNING for ``tuning.polls`` gets, then
   ends as ``tuning.outcome`` (SUCCEEDED with a tuned model and endpoint, or FAILED /
@@ -109,6 +110,8 @@ class GeminiStandIn:
     """The stand-in server; use it as a context manager (it binds 127.0.0.1, port 0)."""
 
     rule: Rule = field(default_factory=threshold_rule)
+    #: How tuned endpoints answer (None: like the base models): what tuning "learned".
+    tuned_rule: Rule | None = None
     tuning: TuningScript = field(default_factory=TuningScript)
     requests: list[Recorded] = field(default_factory=list)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -188,8 +191,9 @@ class GeminiStandIn:
 
     def _route(self, method: str, path: str, query: dict[str, list[str]],
                body: Any) -> tuple[int, Any]:
-        if method == "POST" and _GENERATE.match(path):
-            return self._generate(body)
+        if method == "POST" and (match := _GENERATE.match(path)):
+            tuned = "/endpoints/" in match["model"] and self.tuned_rule is not None
+            return self._generate(body, self.tuned_rule if tuned else self.rule)
         if method == "POST" and (match := _JOBS.match(path)):
             if match["p"] != PROJECT:
                 return _error(403, f"Permission denied on project {match['p']}.")
@@ -206,7 +210,7 @@ class GeminiStandIn:
             return 200, {"bucket": match["bucket"], "name": query["name"][0], "size": len(body)}
         return _error(404, f"no route for {method} {path}")
 
-    def _generate(self, body: Mapping[str, Any]) -> tuple[int, Any]:
+    def _generate(self, body: Mapping[str, Any], rule: Rule) -> tuple[int, Any]:
         fault = self.faults.popleft() if self.faults else Fault()
         if fault.delay_s:
             self._closing.wait(fault.delay_s)
@@ -214,9 +218,9 @@ class GeminiStandIn:
             return _error(fault.status, "injected fault")
         prompt = json.loads(body["contents"][-1]["parts"][0]["text"])
         if isinstance(prompt, dict) and "rows" in prompt:
-            answer: Any = [{"prediction": self.rule(row)} for row in prompt["rows"]]
+            answer: Any = [{"prediction": rule(row)} for row in prompt["rows"]]
         else:
-            answer = {"prediction": self.rule(prompt)}
+            answer = {"prediction": rule(prompt)}
         text = json.dumps(answer) if fault.text is None else fault.text
         prompt_tokens = len(json.dumps(body)) // 4
         return 200, {

@@ -6,8 +6,8 @@ back, show two model versions in the lineage after the promotion, and show the t
 allocation. The screenshot is kept in test-artifacts/dashboard.png.
 
 `make test` builds the dashboard, installs Chromium when it is missing and sets
-DRIFTLOOP_REQUIRE_BROWSER=1, so there the test cannot be skipped; a bare `pytest` on a
-machine without them skips it and says why.
+DASHBOARD_E2E_REQUIRED=1 (not a DRIFTLOOP_ variable: those are settings), so there the test
+cannot be skipped; a bare `pytest` on a machine without them skips it and says why.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _missing() -> str | None:
 def test_the_dashboard_follows_the_loop_live(tmp_path: Path) -> None:
     missing = _missing()
     if missing:
-        if os.environ.get("DRIFTLOOP_REQUIRE_BROWSER"):
+        if os.environ.get("DASHBOARD_E2E_REQUIRED"):
             pytest.fail(missing)
         pytest.skip(missing)
     port = free_port()

@@ -220,13 +220,14 @@ def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
 
 # ---------------------------------------------------------------------------- metrics
 @functools.cache
+@functools.cache
 def gemini_registry() -> CollectorRegistry:
-    """The registry of the ``driftloop_gemini_*`` metrics, made on first use.
+    """The registry of the ``driftloop_gemini_*`` metrics, one per process.
 
     In multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``) these metrics land in the shared
     files like every other driftloop metric, so ``/metrics`` shows them without more ado.
-    In single-process mode register this registry with the server's
-    (``server_registry.register(gemini_registry())``) to expose them.
+    In single-process mode the server's :class:`~driftloop.serving.metrics.ServerMetrics`
+    registers this registry with its own, so ``/metrics`` shows them too.
     """
     return CollectorRegistry()
 

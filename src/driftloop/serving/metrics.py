@@ -219,6 +219,10 @@ class ServerMetrics:
         self.directory = multiprocess_dir()
         _check_storage(self.directory)
         self.registry = registry if registry is not None else CollectorRegistry()
+        if self.directory is None:  # multiprocess mode reads every metric from the files
+            from driftloop.models.gemini import gemini_registry  # noqa: PLC0415
+
+            self.registry.register(gemini_registry())  # a served Gemini agent's calls
         self._columns = [_Column.of(p, max_categories) for p in profiles]
 
         def counter(name: str, doc: str, labels: Sequence[str]) -> Counter:
