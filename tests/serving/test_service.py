@@ -6,8 +6,10 @@ import asyncio
 import time
 from pathlib import Path
 
+import pandas as pd
 from tests.served_model import cancer_frame, example_rows, push, served_settings_in
 
+from driftloop.data.snapshots import SnapshotStore
 from driftloop.registry import ModelRegistry
 from driftloop.serving.service import ModelService
 
@@ -36,6 +38,40 @@ def test_a_promotion_elsewhere_reaches_the_service(db_url: str, tmp_path: Path) 
                 assert service.listener is not None
                 assert service.listener.notifications >= 2  # push and promote
             other.engine.dispose()
+        finally:
+            await service.stop()
+
+    asyncio.run(main())
+
+
+def test_a_new_champion_becomes_the_drift_reference(tmp_path: Path) -> None:
+    """After a promotion the detector compares live traffic with the new champion's
+    training data, and the alarms raised against the old reference are closed."""
+    settings = served_settings_in(tmp_path)
+
+    async def main() -> None:
+        service = ModelService(settings)
+        await service.start()
+        try:
+            assert service.detector is not None and service.reference is not None
+            before = len(service.reference)
+            registry = service.registry
+            big = cancer_frame()
+            big = big[big["size"] == "large"]  # a different training set: large tumours only
+            snapshot = SnapshotStore(tmp_path, engine=registry.engine).write(
+                big, holdout_fraction=0.2)
+            train = pd.read_parquet(snapshot.train_path)
+            v2 = push(registry, train, snapshot.id, snapshot.sha256)
+            service.alarms.append(object())  # type: ignore[arg-type]  # an open alarm
+            await asyncio.to_thread(registry.promote_candidate, "cancer", v2)
+            await service.refresh()
+            assert service.router.champion is not None
+            assert service.router.champion.version == v2
+            assert len(service.reference) == len(train) != before
+            assert set(service.reference["size"]) == {"large"}
+            size = next(p for p in service.detector.profiles if p.name == "size")
+            assert size.categories == ["large"] and size.n == len(train)
+            assert service.alarms == []
         finally:
             await service.stop()
 

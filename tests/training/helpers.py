@@ -39,7 +39,8 @@ def loop_settings(tmp_path: Path, database_url: str = "", **overrides: Any) -> S
 
 
 def serve_traffic(settings: Settings, stream: Stream, start: int, end: int, *,
-                  shadow_version: int | None = None, label: bool = True) -> None:
+                  shadow_version: int | None = None, label: bool = True,
+                  shuffle_labels: bool = False) -> None:
     """Log what the champion answered for events [start, end) — and the candidate, in
     shadow — then their labels: what the server and /feedback would have written."""
     registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
@@ -61,5 +62,7 @@ def serve_traffic(settings: Settings, stream: Stream, start: int, end: int, *,
                                                         strict=True)))
     if label:
         labels = stream.labels.iloc[start:end].tolist()
+        if shuffle_labels:  # a concept the model has never seen
+            labels = [(y + 1) % 3 for y in labels]
         log.feedback_many(list(zip(ids, labels, strict=True)))
     registry.engine.dispose()

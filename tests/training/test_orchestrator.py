@@ -162,3 +162,61 @@ def test_a_failing_trainer_fails_the_run_and_a_later_trigger_works(
     assert tick(fixed).state == TRAINING
     assert tick(fixed).state == EVALUATING
     registry.engine.dispose()
+
+
+def test_the_watch_rolls_back_a_promotion_that_does_worse_live(
+    tmp_path: Path, stream: Stream,
+) -> None:
+    settings = loop_settings(tmp_path)
+    train_first_version(settings, stream, 1500)
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    orchestrator = RetrainOrchestrator(settings, registry)
+    orchestrator.trigger("manual", "go")
+    serve_traffic(settings, stream, SHIFT + 200, SHIFT + 900)
+    assert [tick(orchestrator).state for _ in range(3)] == [TRAINING, EVALUATING, SHADOWING]
+    serve_traffic(settings, stream, SHIFT + 900, SHIFT + 1400, shadow_version=2)
+    run = tick(orchestrator)
+    assert run.state == PROMOTED
+    metrics = registry.get_version("demo", 2).metrics
+    assert metrics["shadow_verdict"] == "promote" and metrics["shadow_n"] == run.evidence[
+        "shadow"]["n"]
+    assert any(e.action == "score_candidate" and e.version == 2 and e.reason == run.reason
+               for e in registry.audit("demo"))
+    # the world moves again: v2's live answers are now mostly wrong
+    serve_traffic(settings, stream, SHIFT + 1400, SHIFT + 1700, shuffle_labels=True)
+    run = tick(orchestrator)
+    assert run.state == COOLDOWN and run.outcome == "rolled_back", run.evidence.get("watch")
+    assert registry.get_champion("demo").version == 1
+    registry.engine.dispose()
+
+
+def test_a_step_past_its_time_limit_fails_the_run(tmp_path: Path, stream: Stream) -> None:
+    settings = loop_settings(tmp_path, step_timeout=30.0)
+    train_first_version(settings, stream, 1500)
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    clock = Clock()
+    orchestrator = RetrainOrchestrator(settings, registry, clock=clock)
+    orchestrator.trigger("manual", "no labels will come")
+    assert tick(orchestrator).state == SNAPSHOTTING  # waiting for labels
+    clock.offset = 31.0
+    failed = tick(orchestrator)
+    assert failed.state == FAILED and "step_timeout" in (failed.reason or "")
+    registry.engine.dispose()
+
+
+def test_the_schedule_starts_a_run_every_interval(tmp_path: Path, stream: Stream) -> None:
+    settings = loop_settings(tmp_path, retrain_interval=3600.0, cooldown=0.0)
+    train_first_version(settings, stream, 1500)
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    clock = Clock()
+    orchestrator = RetrainOrchestrator(settings, registry, clock=clock)
+    assert asyncio.run(orchestrator.tick()) is None  # nothing ran yet: the first is due now
+    first = orchestrator.runs.active()
+    assert first is not None and first.trigger.kind == "schedule"
+    orchestrator.runs.advance(first, FAILED, "stopped by the test")
+    assert asyncio.run(orchestrator.tick()) is None and orchestrator.runs.active() is None
+    clock.offset = 3601.0
+    asyncio.run(orchestrator.tick())
+    second = orchestrator.runs.active()
+    assert second is not None and second.id != first.id
+    registry.engine.dispose()

@@ -22,6 +22,8 @@ export interface TimeSeriesChartProps {
   /** A sparkline: no axes, legend or cursor. */
   compact?: boolean;
   yRange?: [number, number];
+  /** Values hold until the next point (a split changes at an instant; no slope between). */
+  stepped?: boolean;
 }
 
 /** Distinct, stable colours for the i-th series (golden-angle hues). */
@@ -40,11 +42,11 @@ export function TimeSeriesChart(props: TimeSeriesChartProps) {
   );
 }
 
-function Plot({ x, series, height = 220, compact = false, yRange }: TimeSeriesChartProps) {
+function Plot({ x, series, height = 220, compact = false, yRange, stepped = false }: TimeSeriesChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const data = useMemo<uPlot.AlignedData>(() => [x, ...series.map((s) => s.values)], [x, series]);
-  const layout = JSON.stringify([series.map((s) => [s.label, s.color, s.dashed]), height, compact, yRange]);
+  const layout = JSON.stringify([series.map((s) => [s.label, s.color, s.dashed]), height, compact, yRange, stepped]);
 
   useEffect(() => {
     const el = box.current;
@@ -66,6 +68,7 @@ function Plot({ x, series, height = 220, compact = false, yRange }: TimeSeriesCh
             width: compact ? 1 : 1.5,
             dash: s.dashed ? [6, 4] : undefined,
             points: { show: false },
+            paths: stepped ? uPlot.paths.stepped?.({ align: 1 }) : undefined,
           })),
         ],
       },

@@ -19,7 +19,7 @@ export function TrafficPanel() {
     <section className="panel">
       <h2>Allocation</h2>
       {current ? <TrafficShares traffic={current} /> : <NoData />}
-      <TimeSeriesChart testId="traffic-history-chart" title="Shares over time" x={x} series={series} height={180} yRange={[0, 1]} />
+      <TimeSeriesChart testId="traffic-history-chart" title="Shares over time" x={x} series={series} height={180} yRange={[0, 1]} stepped />
       <h2>Shadow evidence</h2>
       {shadow ? <ShadowInterval shadow={shadow} /> : <NoData what="no shadow evaluation running" />}
       <h2>Admin</h2>

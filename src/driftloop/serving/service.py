@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -143,6 +144,10 @@ class ModelService:
         self._looper = loop.create_task(self.orchestrator.run_forever(
             self.settings.poll_interval, leads=self.leads))
         self.hub.start()
+        # What start-up built lives as long as the process: move it out of the cyclic
+        # collector's way, so full collections under load stay short (p99 latency).
+        gc.collect()
+        gc.freeze()
 
     async def stop(self) -> None:
         await self.hub.stop()

@@ -311,6 +311,12 @@ class RetrainOrchestrator:
             if run.evidence.get("shadow", {}).get("n") != shadow["n"]:
                 run = await asyncio.to_thread(self.runs.update, run, evidence=evidence)
             return run
+        await asyncio.to_thread(  # the decision and its evidence, on the version and audited
+            self.registry.score_candidate, self.name, candidate, actor=ACTOR,
+            reason=decision.reason, metrics={
+                f"shadow_{k}": v for k, v in _finite_dict(shadow).items()
+                if k in ("n", "mean_delta", "lower", "upper", "min_delta", "alpha", "verdict",
+                         "champion_score", "candidate_score", "candidate_failures")})
         if decision.verdict == "reject":
             await asyncio.to_thread(self._withdraw, candidate, decision.reason)
             return await self._advance(run, REJECTED, decision.reason, outcome="rejected",
