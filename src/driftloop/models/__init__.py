@@ -1,4 +1,10 @@
-"""Model adapters: how each kind of model is written to and read from an artifact folder."""
+"""Model adapters: how each kind of model is written to and read from an artifact folder.
+
+:class:`SklearnAdapter` loads on first use (it needs skops), so a torch-free model such as
+:mod:`driftloop.models.mlp` imports without the scikit-learn serialisation stack.
+"""
+
+from typing import Any
 
 from driftloop.models.base import (
     ModelAdapter,
@@ -8,7 +14,6 @@ from driftloop.models.base import (
     adapter_named,
     default_adapters,
 )
-from driftloop.models.sklearn import SklearnAdapter
 
 __all__ = [
     "ModelAdapter",
@@ -19,3 +24,11 @@ __all__ = [
     "adapter_named",
     "default_adapters",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SklearnAdapter":
+        from driftloop.models.sklearn import SklearnAdapter  # noqa: PLC0415 - needs skops
+
+        return SklearnAdapter
+    raise AttributeError(f"module 'driftloop.models' has no attribute {name!r}")

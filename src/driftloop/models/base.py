@@ -39,9 +39,10 @@ class ModelAdapter(Protocol):
 
 def default_adapters() -> list[ModelAdapter]:
     from driftloop.models.gemini import GeminiAdapter  # noqa: PLC0415 - avoid an import cycle
+    from driftloop.models.mlp import MLPAdapter  # noqa: PLC0415
     from driftloop.models.sklearn import SklearnAdapter  # noqa: PLC0415
 
-    return [SklearnAdapter(), GeminiAdapter()]
+    return [SklearnAdapter(), GeminiAdapter(), MLPAdapter()]
 
 
 def adapter_for(model: Any, adapters: Sequence[ModelAdapter]) -> ModelAdapter:

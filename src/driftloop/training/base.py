@@ -11,9 +11,10 @@ and streams each record as a ``log`` event of the run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from driftloop.data.snapshots import Snapshot
+if TYPE_CHECKING:  # the data layer needs sqlalchemy; a trainer alone (a GPU box) may not
+    from driftloop.data.snapshots import Snapshot
 
 
 class TrainerError(RuntimeError):

@@ -16,7 +16,7 @@ import importlib
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from sklearn.compose import ColumnTransformer
@@ -24,8 +24,10 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from driftloop.data.snapshots import Snapshot
 from driftloop.training.base import TrainerError
+
+if TYPE_CHECKING:  # the data layer needs sqlalchemy; training alone (a GPU box) may not
+    from driftloop.data.snapshots import Snapshot
 
 logger = logging.getLogger("driftloop.training")
 
