@@ -120,6 +120,13 @@ def test_registry_commands(served_settings: Settings) -> None:
     assert code == 0 and "champion" in out
     code, out = run("status", *common)
     assert code == 0 and "champion   v1" in out and "promote v1" in out
+    assert "loop       IDLE" in out
+    code, out = run("retrain", "--reason", "fresh labels", *common)
+    assert code == 0 and "started run r-" in out
+    code, out = run("retrain", *common)
+    assert code == 0 and "joined the running run" in out
+    code, out = run("status", *common)
+    assert "loop       SNAPSHOTTING (run r-" in out and "manual: fresh labels" in out
     code, out = run("promote", "1", *common)
     assert code == 1 and "not a candidate" in out
     code, out = run("rollback", *common)

@@ -23,6 +23,7 @@ from driftloop.fsutil import write_atomic
 from driftloop.registry import ModelNotFoundError, ModelRegistry, PromotionConflictError
 from driftloop.reporting import render_html, render_terminal
 from driftloop.tables import TableReadError, read_table
+from driftloop.training.runs import RunStore
 
 FORMATS = ("text", "json", "html")
 
@@ -286,7 +287,8 @@ def models_command(data_dir: Path | None, database_url: str | None,
 @_registry_options
 def status_command(data_dir: Path | None, database_url: str | None,
                    model_name: str | None) -> None:
-    """The champion, the candidate, the traffic split and the latest registry changes."""
+    """The champion, the candidate, the traffic split, the retraining loop's state and last
+    runs, and the latest registry changes."""
     registry, name = _open_registry(data_dir, database_url, model_name)
     champion, candidate = registry.get_champion(name), registry.get_candidate(name)
     console = Console()
@@ -295,6 +297,13 @@ def status_command(data_dir: Path | None, database_url: str | None,
     console.print(f"  candidate  {f'v{candidate.version}' if candidate else 'none'}")
     traffic = registry.traffic(name) or {"mode": "off"}
     console.print(f"  traffic    {', '.join(f'{k}={v}' for k, v in traffic.items())}")
+    runs = RunStore(registry.engine, name).list(limit=3)
+    active = next((r for r in runs if r.active), None)
+    console.print(f"  loop       {active.state + ' (run ' + active.id + ')' if active else 'IDLE'}")
+    for r in runs:
+        ended = f"{r.outcome or 'running'}" + (f" — {r.reason}" if r.reason else "")
+        console.print(f"    {r.created_at:%Y-%m-%d %H:%M:%S}  {r.id}  {r.trigger.kind}: "
+                      f"{r.trigger.reason} → {r.state}, {ended}")
     console.print("  recent changes:")
     for entry in registry.audit(name, limit=5):
         version = f" v{entry.version}" if entry.version is not None else ""
@@ -340,7 +349,7 @@ def retrain_command(reason: str, data_dir: Path | None, database_url: str | None
                     model_name: str | None) -> None:
     """Ask for a retraining run now. The server's loop picks it up within a second; a run
     already in progress takes this request along instead of starting another."""
-    from driftloop.training.runs import RunStore, Trigger  # noqa: PLC0415
+    from driftloop.training.runs import Trigger  # noqa: PLC0415
 
     registry, name = _open_registry(data_dir, database_url, model_name)
     result = RunStore(registry.engine, name).trigger(Trigger.now("manual", reason))
@@ -375,7 +384,9 @@ def demo_command(host: str, port: int, data_dir: Path, admin_token: str | None,
     shadow → promote → accuracy recover. Exits 0 only when the loop promoted.
 
     The stream is river's RandomRBF benchmark generator with an abrupt concept drift
-    (shipped in the river package; nothing is downloaded).
+    (shipped in the river package; nothing is downloaded). While it runs, the dashboard is
+    at http://HOST:PORT/ and the API at /docs; each run's registry, snapshots, models and
+    summary.json are in DATA_DIR/demo/<UTC time>-<id>/.
 
     Example:
 
