@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from tests.training.helpers import SHIFT, Clock, loop_settings, loop_stream, serve_traffic
 
 from driftloop.config import Settings
@@ -219,4 +220,50 @@ def test_the_schedule_starts_a_run_every_interval(tmp_path: Path, stream: Stream
     asyncio.run(orchestrator.tick())
     second = orchestrator.runs.active()
     assert second is not None and second.id != first.id
+    registry.engine.dispose()
+
+
+def test_the_snapshot_mixes_in_a_share_of_the_parents_training_rows(
+    tmp_path: Path, stream: Stream,
+) -> None:
+    settings = loop_settings(tmp_path, parent_sample=0.5)
+    train_first_version(settings, stream, 1500)
+    serve_traffic(settings, stream, SHIFT + 200, SHIFT + 700)  # 500 labelled rows
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    orchestrator = RetrainOrchestrator(settings, registry)
+    orchestrator.trigger("manual", "go")
+    run = tick(orchestrator)
+    assert run.state == TRAINING and run.snapshot_id is not None
+    snapshot = orchestrator.snapshots.get(run.snapshot_id)
+    parent = orchestrator.snapshots.get(registry.get_version("demo", 1).dataset_id or "")
+    assert snapshot.rows == 500 + round(0.5 * parent.manifest["rows"]["train"])
+    assert snapshot.parent_id == parent.id
+    assert snapshot.manifest["query"]["parent_sample"] == 0.5
+    registry.engine.dispose()
+
+
+def test_a_transient_database_error_is_retried_not_fatal(
+    tmp_path: Path, stream: Stream, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = loop_settings(tmp_path)
+    train_first_version(settings, stream, 1500)
+    serve_traffic(settings, stream, SHIFT + 200, SHIFT + 700)
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    clock = Clock()
+    orchestrator = RetrainOrchestrator(settings, registry, clock=clock)
+    orchestrator.trigger("manual", "go")
+    real = orchestrator.log.labelled
+    failures = iter([OperationalError("SELECT", {}, Exception("database is locked"))])
+
+    def flaky(**kwargs: Any) -> Any:
+        for error in failures:
+            raise error
+        return real(**kwargs)
+
+    monkeypatch.setattr(orchestrator.log, "labelled", flaky)
+    run = asyncio.run(orchestrator.tick())
+    assert run is not None and run.state == SNAPSHOTTING  # kept, to be retried
+    assert asyncio.run(orchestrator.tick()) is None  # backing off
+    clock.offset = 2.0
+    assert tick(orchestrator).state == TRAINING
     registry.engine.dispose()
