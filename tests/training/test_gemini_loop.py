@@ -130,7 +130,10 @@ def test_a_gemini_agent_is_retrained_by_tuning_and_promoted(
 
         run = until(client, {"PROMOTED", "COOLDOWN", "REJECTED"}, feed)
         assert run["outcome"] == "promoted", (run["reason"], run["evidence"])
-        after = client.post("/predict", json={"features": {"x": 0.3}}).json()
+        deadline = time.monotonic() + 10  # the server follows the registry within a poll
+        while (after := client.post("/predict", json={"features": {"x": 0.3}}).json())[
+                "model_version"] != 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert after["model_version"] == 2 and after["output"]["prediction"] == "low"
         metrics = client.get("/metrics").text
         assert 'driftloop_gemini_requests_total{outcome="ok"}' in metrics

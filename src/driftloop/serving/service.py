@@ -93,7 +93,8 @@ class ModelService:
         self._refreshing = asyncio.Lock()
         self._models: OrderedDict[int, ServedModel] = OrderedDict()
         self.bus = EventBus()
-        self.orchestrator = RetrainOrchestrator(settings, self.registry, bus=self.bus)
+        self.orchestrator = RetrainOrchestrator(settings, self.registry, bus=self.bus,
+                                                on_transition=self._wake_follower)
         self._looper: asyncio.Task[None] | None = None
         self._new_reference: tuple[pd.DataFrame, list[Any]] | None = None
         #: (time, seconds) of recent answered requests, and the failed ones: the dashboard's
@@ -274,6 +275,12 @@ class ModelService:
         while len(self._models) > MODEL_CACHE:
             self._models.popitem(last=False)
         return wrapped
+
+    def _wake_follower(self) -> None:
+        """Converge on the registry now (the loop just changed it), not at the next poll."""
+        wake = getattr(self, "_wake", None)
+        if wake is not None:
+            wake.set()
 
     def leads(self) -> bool:
         """Whether this process drives the retraining loop: the only one, or the drift

@@ -81,7 +81,11 @@ class RetrainOrchestrator:
     """The continuous-training loop of one model."""
 
     def __init__(self, settings: Settings, registry: ModelRegistry, *,
-                 bus: EventBus | None = None, clock: Callable[[], float] = time.time) -> None:
+                 bus: EventBus | None = None, clock: Callable[[], float] = time.time,
+                 on_transition: Callable[[], None] = lambda: None) -> None:
+        """``on_transition`` is called (on the event loop) after every state change, which
+        may have changed the registry: the server passes its follower's wake-up, so its own
+        slots swap at once instead of at the next poll."""
         self.settings = settings
         self.registry = registry
         self.name = settings.model_name
@@ -96,6 +100,7 @@ class RetrainOrchestrator:
             max_latency_ratio=settings.max_latency_ratio))
         self.bus = bus or EventBus()
         self.clock = clock
+        self.on_transition = on_transition
         self._retry_at = 0.0
         self._retries = 0
 
@@ -151,6 +156,8 @@ class RetrainOrchestrator:
             logger.warning("run %s failed in %s: %s", run.id, run.state, exc)
             return await self._fail(run, f"{run.state}: {exc}")
         self._retries = 0
+        if after.state != run.state:
+            self.on_transition()
         if after.state != run.state or after.evidence != run.evidence:
             self._publish(after)
         return after
@@ -180,6 +187,7 @@ class RetrainOrchestrator:
             return None
         if run.candidate_version is not None and run.state in (EVALUATING, SHADOWING):
             await asyncio.to_thread(self._withdraw, run.candidate_version, reason)
+        self.on_transition()
         self._publish(failed)
         return failed
 
