@@ -38,7 +38,7 @@ def test_the_demo_closes_the_loop_and_accuracy_recovers(tmp_path: Path) -> None:
     assert summary["shift_event"] < summary["alarm_event"] < summary["promoted_event"]
     assert summary["run_outcome"] == "promoted" and summary["new_champion"] == 2
     assert summary["old_accuracy_after_shift"] < 0.6
-    assert summary["new_accuracy_after_shift"] > 0.85
+    assert summary["new_accuracy_after_shift"] > 0.8  # v1 fell below 0.6; v2 recovers
 
 
 def _state(url: str) -> dict[str, Any]:
