@@ -427,13 +427,14 @@ class _replay_progress:  # noqa: N801 - used as a context manager, reads like on
         return self.factory
 
     def factory(self, total: int) -> Any:
-        if self.bar is not None:
-            task = self.bar.add_task("replaying traffic", total=total)
-            return lambda done: self.bar.update(task, completed=done)
+        if self.bar is not None:  # the bar's label is the status line: the loop's state
+            task = self.bar.add_task("replaying traffic · loop IDLE", total=total)
+            return lambda done, state: self.bar.update(
+                task, completed=done, description=f"replaying traffic · loop {state}")
         marks = {total * k // 10 for k in range(1, 11)}
         reached = [0]
 
-        def line(done: int) -> None:
+        def line(done: int, state: str) -> None:  # headless: transitions print their own line
             for mark in sorted(m for m in marks if reached[0] < m <= done):
                 self.console.print(f"replayed {mark:,} of {total:,} events")
             reached[0] = max(reached[0], done)

@@ -214,7 +214,7 @@ class Demo:
         self.state = "IDLE"
         self.summary = Summary(str(self.folder), "", shift_event=self.stream.shift_at)
         self._shift_time: float | None = None
-        self._stop = False
+        self.client: httpx.Client | None = None
 
     def prepare(self) -> None:
         self.folder.mkdir(parents=True)
@@ -223,34 +223,40 @@ class Demo:
         train_first_version(self.settings, self.stream, self.options.train_rows)
 
     def observe(self, state: dict[str, Any], event: int) -> None:
-        """Called with /api/state every half second of replay."""
+        """Called with /api/state every half second of replay (so times are ±0.5 s; event
+        counts are exact: the alarm's from the detector, the promotion's from the first
+        answer of the new version)."""
         s = self.summary
         if self._shift_time is None and event >= s.shift_event:
             self._shift_time = time.monotonic()
-            self.say(f"event {event}: the stream's concept shifts now")
+            self.say(f"event {s.shift_event:,}: the stream's concept shifts")
         if state["alarms"] and s.alarm_event is None:
-            if event < s.shift_event:
-                s.alarms_before_shift = state["alarms"]
-            else:
-                s.alarm_event = event
+            assert self.client is not None
+            alarms = self.client.get("/api/drift").json()["alarms"]
+            seen = [self.options.train_rows + a["events_seen"] for a in alarms]
+            s.alarms_before_shift = sum(e < s.shift_event for e in seen)
+            after = [e for e in seen if e >= s.shift_event]
+            if after:
+                s.alarm_event = min(after)
                 s.seconds_shift_to_alarm = self._since_shift()
-                self.say(f"event {event}: drift alarm ({event - s.shift_event} events after "
-                         "the shift)")
+                self.say(f"event {s.alarm_event:,}: drift alarm "
+                         f"({s.alarm_event - s.shift_event:,} events after the shift)")
         loop = state["loop"]["state"]
         if loop != self.state:
-            self.say(f"event {event}: loop {self.state} → {loop}")
+            self.say(f"event {event:,}: loop {self.state} → {loop}")
             self.state = loop
         champion = state["champion"]["version"] if state["champion"] else None
         if champion is not None and champion != s.old_champion and s.promoted_event is None:
             s.promoted_event, s.new_champion = event, champion
             s.seconds_shift_to_promotion = self._since_shift()
-            self.say(f"event {event}: v{champion} promoted — the loop closed")
+            self.say(f"event {event:,}: v{champion} promoted — the loop closed")
 
     def _since_shift(self) -> float | None:
         return None if self._shift_time is None else time.monotonic() - self._shift_time
 
     def replay(self, client: httpx.Client, progress: Callable[[int], None]) -> Replay:
         o, s = self.options, self.summary
+        self.client = client
         replay = Replay(client, self.stream, o, o.train_rows, self.observe)
         total = len(self.stream.labels)
         replay.run(total, stop=lambda: o.until == "promoted" and s.promoted, progress=progress)
@@ -267,6 +273,7 @@ class Demo:
         s.old_accuracy_after_shift = replay.accuracy(settle, 10**9, s.old_champion)
         if s.new_champion is not None:
             s.new_accuracy_after_shift = replay.accuracy(settle, 10**9, s.new_champion)
+            s.promoted_event = min(e for e, v, _, _ in replay.answers if v == s.new_champion)
         runs = client.get("/api/runs").json()["runs"]
         if runs:
             s.stages = runs[0]["stages"]
@@ -276,9 +283,10 @@ class Demo:
 
 
 def run_demo(options: DemoOptions, *, say: Callable[[str], None],
-             progress_factory: Callable[[int], Callable[[int], None]],
+             progress_factory: Callable[[int], Callable[[int, str], None]],
              open_browser: bool = False) -> Summary:
-    """The whole demo; ``progress_factory(total)`` returns the replay's progress callback."""
+    """The whole demo; ``progress_factory(total)`` returns the replay's progress callback,
+    called with the events replayed so far and the loop's state (a status line)."""
     demo = Demo(options, say)
     demo.prepare()
     server = ServerThread(demo.settings, options.host, options.port)
@@ -293,7 +301,8 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None],
                           headers={"Authorization": f"Bearer {demo.token}"}) as client:
             total = len(demo.stream.labels) - options.train_rows
             tick = progress_factory(total)
-            replay = demo.replay(client, lambda event: tick(event - options.train_rows))
+            replay = demo.replay(client,
+                                 lambda event: tick(event - options.train_rows, demo.state))
             return demo.finish(client, replay)
     finally:
         server.stop()
