@@ -35,8 +35,6 @@ PROMOTED = "PROMOTED"
 REJECTED = "REJECTED"
 COOLDOWN = "COOLDOWN"
 FAILED = "FAILED"
-STATES = (IDLE, SNAPSHOTTING, TRAINING, EVALUATING, SHADOWING, PROMOTED, REJECTED, COOLDOWN,
-          FAILED)
 #: The transitions the state machine allows (FAILED is reachable from every active state).
 NEXT: dict[str, tuple[str, ...]] = {
     SNAPSHOTTING: (TRAINING,),
@@ -270,13 +268,6 @@ class RunStore:
                 _runs.c.model_name == self.model_name).order_by(
                 _runs.c.created_at.desc(), _runs.c.id.desc()).limit(limit)).scalars().all()
             return [self._get(conn, run_id) for run_id in ids]
-
-    def last_finished(self) -> Run | None:
-        with self.engine.connect() as conn:
-            run_id = conn.execute(sa.select(_runs.c.id).where(
-                _runs.c.model_name == self.model_name, _runs.c.finished_at.is_not(None))
-                .order_by(_runs.c.finished_at.desc()).limit(1)).scalar()
-            return None if run_id is None else self._get(conn, run_id)
 
     def _active_row(self, conn: Connection) -> Any:
         return conn.execute(sa.select(_runs).where(
