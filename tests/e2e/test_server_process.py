@@ -3,6 +3,7 @@ convergence on a promotion."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -13,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.processes import start_server
 from tests.served_model import cancer_frame, example_rows, push
+from websockets.sync.client import connect
 
 from driftloop.config import Settings
 from driftloop.data.predictions import PredictionLog
@@ -97,3 +99,15 @@ def test_drift_is_judged_over_all_workers_traffic(server: str) -> None:
         time.sleep(0.3)
     report = merged()
     assert report is not None and 0 < int(report["window_size"]) <= sent  # type: ignore[call-overload]
+    # Every worker's dashboard feed shows the merged view: connect twice (each connection
+    # may land on either worker) and wait for drift points with both workers' traffic.
+    for _ in range(2):
+        with connect(server.replace("http", "ws", 1) + "/ws", open_timeout=10) as ws:
+            snapshot = json.loads(ws.recv(timeout=10))
+            assert snapshot["type"] == "snapshot"
+            history = snapshot["data"]["drift"]["history"]
+            while not history:
+                frame = json.loads(ws.recv(timeout=10))
+                if frame["type"] == "drift" and frame["data"]["point"]:
+                    history = [frame["data"]["point"]]
+            assert set(history[-1]["features"]) == set(row)

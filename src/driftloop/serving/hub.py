@@ -1,9 +1,10 @@
 """The dashboard's live feed: ``WS /ws`` per dashboard/PROTOCOL.md.
 
 One poller per process turns what changed into events on the service's EventBus: the
-state (champion, loop, alarms), the runs and the lineage (read from the shared database,
-so a worker that does not drive the loop still shows it), the traffic split and a metrics
-point every second. Drift reports and run transitions arrive on the bus as they happen.
+state (champion, loop, alarms), the runs, the lineage and — with several workers — the
+leader's merged drift report (all read from the shared database, so a worker that does not
+drive the loop still shows it), the traffic split and a metrics point every second. A
+single process's drift reports and run transitions arrive on the bus as they happen.
 Each client relays bus events as typed deltas; a client that falls behind (its bounded
 buffer overflowed) gets a fresh snapshot instead of the deltas it missed, and no client
 ever slows another or the server.
@@ -143,6 +144,10 @@ class Hub:
             break
         subscription.take_lagged()
         bus = self.service.bus
+        if self.service.shipper is not None:  # several workers: the leader's merged report
+            report = await asyncio.to_thread(self.service.drift_report)
+            if report and report.get("evaluated_at") != (self.report or {}).get("evaluated_at"):
+                bus.publish("drift", report)  # read back into the history next second
         state, runs = await asyncio.gather(self._state(), self._runs())
         if state != self._last.get("state"):
             bus.publish("state", state)

@@ -240,14 +240,11 @@ class ModelService:
                 frame, outputs = self._new_reference
                 await asyncio.to_thread(leader.detector.reset_reference, frame, outputs)
                 self._new_reference = None
-            before = leader.detector.last_report
             events = await asyncio.to_thread(leader.step)
             await self._raise_alarms(events)
             report = leader.detector.last_report
-            if report is not None and report is not before:
-                self.bus.publish("drift", report.to_dict())
-                if self.metrics is not None:
-                    self.metrics.set_drift(report)
+            if self.metrics is not None and report is not None:
+                self.metrics.set_drift(report)
 
     def drift_report(self) -> dict[str, Any] | None:
         """The drift view over all traffic: the leader's merged report with several
