@@ -397,7 +397,7 @@ def demo_command(host: str, port: int, data_dir: Path, admin_token: str | None,
     console = Console(highlight=False)
     options = DemoOptions(data_dir=data_dir, host=host, port=port, admin_token=admin_token,
                           until=until, speed=speed, seed=seed)
-    with _replay_progress(console, headless) as progress_factory:
+    with _ReplayProgress(console, headless) as progress_factory:
         summary = run_demo(options, say=lambda line: console.print(f"[dim]·[/dim] {line}"),
                            progress_factory=progress_factory, open_browser=not headless)
     table = Table(title="driftloop demo — summary", title_justify="left", box=None,
@@ -411,7 +411,7 @@ def demo_command(host: str, port: int, data_dir: Path, admin_token: str | None,
         raise click.ClickException("the loop did not promote a new model during the replay")
 
 
-class _replay_progress:  # noqa: N801 - used as a context manager, reads like one
+class _ReplayProgress:
     """A rich progress bar for the replay, or plain lines every 10% when headless."""
 
     def __init__(self, console: Console, headless: bool) -> None:
