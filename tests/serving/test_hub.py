@@ -44,6 +44,10 @@ def test_a_client_gets_a_snapshot_then_deltas(served_settings: Settings) -> None
         assert delta["data"]["trigger"]["kind"] == "manual"
         ws.send_json({"type": "ping"})
         assert _next(ws, "pong")["data"] == {}
+        _next(ws, "state", when=lambda d: d["loop"]["state"] != "IDLE")
+        metrics = client.get("/metrics").text
+        assert 'driftloop_loop_state{model="cancer",state="IDLE"} 0.0' in metrics
+        assert 'state="SNAPSHOTTING"} 1.0' in metrics or 'state="TRAINING"} 1.0' in metrics
 
 
 def test_a_lagging_client_is_sent_a_fresh_snapshot(served_settings: Settings) -> None:

@@ -151,6 +151,8 @@ class Hub:
         state, runs = await asyncio.gather(self._state(), self._runs())
         if state != self._last.get("state"):
             bus.publish("state", state)
+            if self.service.metrics is not None:
+                self.service.metrics.set_loop_state(state["loop"]["state"])
         for run in runs[:3]:
             if run != self._last.get(f"run:{run['id']}"):
                 bus.publish("run", run)

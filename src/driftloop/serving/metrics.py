@@ -285,6 +285,9 @@ class ServerMetrics:
         self._traffic_mode = gauge("driftloop_traffic_mode",
                                    "1 for the current traffic mode.", ("mode",),
                                    "livemostrecent")
+        self._loop_state = gauge("driftloop_loop_state",
+                                 "1 for the retraining loop's current state (IDLE, TRAINING, "
+                                 "SHADOWING, ...).", ("state",), "livemostrecent")
         self._queue_depth = gauge("driftloop_queue_depth",
                                   "Items waiting in a queue, summed over worker processes.",
                                   ("queue",), "livesum")
@@ -316,6 +319,7 @@ class ServerMetrics:
                              if c.profile.name == OUTPUT), None)
         self._champion: tuple[str, str] | None = None
         self._modes: set[str] = set()
+        self._loop_states: set[str] = set()
         self._slots: set[str] = set()
 
     @property
@@ -413,6 +417,13 @@ class ServerMetrics:
         self._traffic_mode.labels(self.model_name, mode).set(1.0)
         self._slots |= set(weights)
         self._modes.add(mode)
+
+    def set_loop_state(self, state: str) -> None:
+        """The retraining loop's state as a 1-valued series; states set before go to 0."""
+        for old in self._loop_states - {state}:
+            self._loop_state.labels(self.model_name, old).set(0.0)
+        self._loop_state.labels(self.model_name, state).set(1.0)
+        self._loop_states.add(state)
 
     def set_queue_depth(self, name: str, depth: int) -> None:
         """Depth of this process's queue ``name`` (a batching queue, the observation
