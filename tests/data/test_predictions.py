@@ -225,6 +225,21 @@ def test_labelled_frame(log: PredictionLog) -> None:
     assert list(log.labelled(limit=2)["request_id"]) == ["r00000", "r00003"]
 
 
+def test_labelled_after_reads_each_label_once_in_arrival_order(log: PredictionLog) -> None:
+    log.append([record(i) for i in range(12)])
+    arrival = [7, 2, 11, 0, 5, 9, 3]  # labels arrive out of prediction order
+    start = datetime(1970, 1, 1, tzinfo=UTC)
+    cursor, seen = (start, ""), []
+    for batch in (arrival[:3], arrival[3:4], [], arrival[4:]):
+        for i in batch:
+            log.feedback(f"r{i:05d}", i % 2)
+        frame = log.labelled(labelled_after=cursor)
+        seen += list(frame["request_id"])
+        if len(frame):
+            cursor = (frame["labelled_at"].iloc[-1].to_pydatetime(), frame["request_id"].iloc[-1])
+    assert seen == [f"r{i:05d}" for i in arrival]  # each once, in the order labels came
+
+
 def test_labelled_missing_features_and_empty(log: PredictionLog) -> None:
     empty = log.labelled()
     assert list(empty.columns) == list(METADATA_COLUMNS) and len(empty) == 0

@@ -556,6 +556,7 @@ class PredictionLog:
         until: datetime | None = None,
         model_name: str | None = None,
         limit: int | None = None,
+        labelled_after: tuple[datetime, str] | None = None,
     ) -> pd.DataFrame:
         """The labelled predictions as a DataFrame, ordered by ``ts`` (then request_id).
 
@@ -567,6 +568,11 @@ class PredictionLog:
 
         ``since`` is inclusive and ``until`` exclusive, both on the prediction time
         ``ts``; ``limit`` keeps the first rows in that order (the oldest), as SQL would.
+
+        ``labelled_after`` (a ``(labelled_at, request_id)`` pair, typically the last row of
+        the previous call) reads incrementally: only rows labelled after it, ordered by
+        ``(labelled_at, request_id)`` — the order the labels arrived in — so a reader that
+        follows the labels never reads a row twice.
         """
         query = sa.select(
             _table.c.request_id, _table.c.ts, _table.c.model_name, _table.c.model_version,
@@ -579,7 +585,14 @@ class PredictionLog:
             query = query.where(_table.c.ts < _utc(until, "until"))
         if model_name is not None:
             query = query.where(_table.c.model_name == model_name)
-        query = query.order_by(_table.c.ts, _table.c.request_id)
+        if labelled_after is None:
+            query = query.order_by(_table.c.ts, _table.c.request_id)
+        else:
+            at, rid = labelled_after
+            after = sa.tuple_(sa.literal(_utc(at, "labelled_after"), _table.c.labelled_at.type),
+                              sa.literal(rid, _table.c.request_id.type))
+            query = query.where(sa.tuple_(_table.c.labelled_at, _table.c.request_id) > after
+                                ).order_by(_table.c.labelled_at, _table.c.request_id)
         if limit is not None:
             if limit < 0:
                 raise ValueError(f"limit must be >= 0, got {limit}")

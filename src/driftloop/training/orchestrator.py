@@ -77,6 +77,71 @@ LATENCY_ROWS = 30
 SELF_TIMED = (TRAINING, SHADOWING, PROMOTED, COOLDOWN)
 
 
+class LabelReader:
+    """Follows the labelled predictions logged since ``since`` in the order their labels
+    arrived, returning only the rows labelled since the last call: the shadow gate and the
+    post-promotion watch read each label once, however long they run (a restart reads
+    the run's labels again, once). A label whose transaction commits after a later-stamped
+    one was read is left out: that can only drop a row from the evidence, never count one
+    twice, and does not depend on the row's value, so the gate's guarantee holds."""
+
+    START = (datetime(1970, 1, 1, tzinfo=UTC), "")
+
+    def __init__(self, log: PredictionLog, model_name: str, since: float) -> None:
+        self.log, self.model_name = log, model_name
+        self.since = datetime.fromtimestamp(since, UTC)
+        self.after = self.START
+
+    def new_rows(self) -> pd.DataFrame:
+        frame = self.log.labelled(since=self.since, model_name=self.model_name,
+                                  labelled_after=self.after)
+        if len(frame):
+            last = frame.iloc[-1]
+            self.after = (last["labelled_at"].to_pydatetime(), str(last["request_id"]))
+        return frame
+
+
+class ShadowTally:
+    """The paired evidence of one shadow phase, grown from each new batch of labels."""
+
+    def __init__(self, gate: ShadowGate, reader: LabelReader, candidate: int) -> None:
+        self.reader, self.candidate = reader, candidate
+        self.pairs = gate.paired_scores()
+        self.per_row = gate.metric.per_row
+        self.sums = {"champion": 0.0, "candidate": 0.0}
+
+    def update(self) -> dict[str, Any]:
+        frame = self.reader.new_rows()
+        mirrored = frame[frame["shadow"].map(
+            lambda s: isinstance(s, dict) and s.get("version") == self.candidate)
+            & (frame["slot"] == "champion")]
+        champion, labels = list(mirrored["output"]), list(mirrored["label"])
+        candidate = [s.get("output") for s in mirrored["shadow"]]
+        self.pairs.extend(champion, candidate, labels)
+        for name, outputs in (("champion", champion), ("candidate", candidate)):
+            self.sums[name] += sum(self.per_row(o, y) for o, y in zip(outputs, labels,
+                                                                      strict=True))
+        n = self.pairs.n
+        return {f"{name}_score": total / n if n else None for name, total in self.sums.items()}
+
+
+class LiveTally:
+    """The per-row metric of the requests ``version`` answered as champion, grown likewise."""
+
+    def __init__(self, gate: ShadowGate, reader: LabelReader, version: int) -> None:
+        self.reader, self.version, self.per_row = reader, version, gate.metric.per_row
+        self.n, self.total = 0, 0.0
+
+    def update(self) -> tuple[int, float | None]:
+        frame = self.reader.new_rows()
+        served_by = frame[(frame["model_version"] == self.version)
+                          & (frame["slot"] == "champion")]
+        self.n += len(served_by)
+        self.total += sum(self.per_row(o, y) for o, y in zip(served_by["output"],
+                                                             served_by["label"], strict=True))
+        return self.n, self.total / self.n if self.n else None
+
+
 class RetrainOrchestrator:
     """The continuous-training loop of one model."""
 
@@ -103,6 +168,7 @@ class RetrainOrchestrator:
         self.on_transition = on_transition
         self._retry_at = 0.0
         self._retries = 0
+        self._tallies: dict[str, Any] = {}  # the active run's shadow / watch evidence
 
     # ------------------------------------------------------------------ triggers
     def trigger(self, kind: str, reason: str, drift_event_id: str | None = None) -> TriggerResult:
@@ -310,8 +376,10 @@ class RetrainOrchestrator:
         candidate = run.candidate_version
         assert candidate is not None
         started = float(run.evidence["shadow_started_at"])
-        summary, scores = await asyncio.to_thread(self._pairs, candidate, started)
-        decision = self.gate.decide(summary, self.clock() - started)
+        tally = self._tally(f"{run.id}:shadow", lambda: ShadowTally(
+            self.gate, LabelReader(self.log, self.name, started), candidate))
+        scores = await asyncio.to_thread(tally.update)
+        decision = self.gate.decide(tally.pairs, self.clock() - started)
         shadow = {**decision.evidence, **scores, "verdict": decision.verdict,
                   "reason": decision.reason, "candidate_version": candidate}
         evidence = {**run.evidence, "shadow": _finite_dict(shadow)}
@@ -334,39 +402,22 @@ class RetrainOrchestrator:
         return await self._advance(run, PROMOTED, decision.reason, outcome="promoted",
                                    reason=decision.reason, evidence=evidence)
 
-    def _pairs(self, candidate: int, since: float) -> tuple[Any, dict[str, Any]]:
-        """The gate's summary over the labelled requests mirrored to ``candidate`` since
-        ``since``, in the order their labels arrived (an append-only sequence)."""
-        frame = self._labelled_since(since)
-        pairs = self.gate.paired_scores()
-        mirrored = frame[frame["shadow"].map(
-            lambda s: isinstance(s, dict) and s.get("version") == candidate)
-            & (frame["slot"] == "champion")]
-        champion_out = list(mirrored["output"])
-        candidate_out = [s.get("output") for s in mirrored["shadow"]]
-        labels = list(mirrored["label"])
-        pairs.extend(champion_out, candidate_out, labels)
-        per_row = self.gate.metric.per_row
-        scores = {
-            "champion_score": _mean([per_row(o, y) for o, y in zip(champion_out, labels,
-                                                                 strict=True)]),
-            "candidate_score": _mean([per_row(o, y) for o, y in zip(candidate_out, labels,
-                                                                   strict=True)])}
-        return pairs.summary(), scores
-
     async def _watch(self, run: Run) -> Run:
         """After promotion: roll back if the new champion does worse live than the old one
         did on the shadow traffic, by more than ``rollback_delta``."""
         assert run.candidate_version is not None
         promoted_at = float(run.evidence["promoted_at"])
-        live = await asyncio.to_thread(self._live_scores, run.candidate_version, promoted_at)
+        version = run.candidate_version
+        tally = self._tally(f"{run.id}:watch", lambda: LiveTally(
+            self.gate, LabelReader(self.log, self.name, promoted_at), version))
+        n, live = await asyncio.to_thread(tally.update)
         before = run.evidence.get("shadow", {}).get("champion_score")
-        watch = {"n": len(live), "live_score": _mean(live), "previous_champion_score": before,
+        watch = {"n": n, "live_score": live, "previous_champion_score": before,
                  "rollback_delta": self.settings.rollback_delta}
         evidence = {**run.evidence, "watch": watch}
-        if len(live) >= self.settings.watch_samples and before is not None:
-            if _mean(live) < before - self.settings.rollback_delta:
-                reason = (f"live {self.gate.metric.name} {_mean(live):.4g} of v"
+        if n >= self.settings.watch_samples and before is not None and live is not None:
+            if live < before - self.settings.rollback_delta:
+                reason = (f"live {self.gate.metric.name} {live:.4g} of v"
                           f"{run.candidate_version} trails the previous champion's "
                           f"{before:.4g} by more than {self.settings.rollback_delta:g}")
                 await asyncio.to_thread(self.registry.rollback, self.name, actor=ACTOR,
@@ -374,7 +425,7 @@ class RetrainOrchestrator:
                 return await self._advance(run, COOLDOWN, f"rolled back: {reason}",
                                            outcome="rolled_back", reason=reason,
                                            evidence=evidence)
-            return await self._advance(run, COOLDOWN, f"watch passed over {len(live)} labels",
+            return await self._advance(run, COOLDOWN, f"watch passed over {n} labels",
                                        evidence=evidence)
         if self.clock() - promoted_at >= self.settings.watch_duration:
             return await self._advance(run, COOLDOWN, "watch ended (duration)",
@@ -382,13 +433,6 @@ class RetrainOrchestrator:
         if run.evidence.get("watch", {}).get("n") != watch["n"]:
             run = await asyncio.to_thread(self.runs.update, run, evidence=evidence)
         return run
-
-    def _live_scores(self, version: int, since: float) -> list[float]:
-        frame = self._labelled_since(since)
-        served_by = frame[(frame["model_version"] == version) & (frame["slot"] == "champion")]
-        per_row = self.gate.metric.per_row
-        return [per_row(o, y) for o, y in zip(served_by["output"], served_by["label"],
-                                              strict=True)]
 
     async def _after_reject(self, run: Run) -> Run:
         return await self._advance(run, COOLDOWN, "candidate rejected")
@@ -401,6 +445,13 @@ class RetrainOrchestrator:
     # ------------------------------------------------------------------ helpers
     async def _advance(self, run: Run, to_state: str, note: str, **values: Any) -> Run:
         return await asyncio.to_thread(self.runs.advance, run, to_state, note, **values)
+
+    def _tally(self, key: str, make: Callable[[], Any]) -> Any:
+        """The evidence accumulated for ``key`` (one run's shadow or watch phase); others'
+        are dropped, since only one run is ever active."""
+        if key not in self._tallies:
+            self._tallies = {key: make()}
+        return self._tallies[key]
 
     def _age(self, run: Run) -> float:
         return self.clock() - run.state_since.timestamp()
@@ -416,11 +467,6 @@ class RetrainOrchestrator:
             return run.candidate_version
         mine = [v.version for v in self.registry.list_versions(self.name) if v.run_id == run.id]
         return max(mine) if mine else None
-
-    def _labelled_since(self, since: float) -> pd.DataFrame:
-        frame = self.log.labelled(since=datetime.fromtimestamp(since, UTC),
-                                  model_name=self.name)
-        return frame.sort_values(["labelled_at", "request_id"], kind="stable")
 
     def _promote(self, version: int, reason: str) -> None:
         self.registry.promote_candidate(self.name, version, actor=ACTOR, reason=reason)
@@ -460,10 +506,6 @@ def _p95_latency(model: Any, rows: Sequence[dict[str, Any]]) -> float:
         model.predict_batch([row])
         times.append(time.perf_counter() - started)
     return max(statistics.quantiles(times, n=20)[-1] if len(times) > 1 else times[0], 1e-9)
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    return float(statistics.fmean(values)) if values else None
 
 
 def _finite(value: Any) -> Any:
