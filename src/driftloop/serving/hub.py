@@ -32,7 +32,8 @@ DRIFT_HISTORY = 2000
 METRICS_HISTORY = 3600
 TRAFFIC_HISTORY = 1000
 CLIENT_BUFFER = 256
-RUNS = 20
+RUNS = 20  # in a snapshot
+CHANGED_RUNS = 3  # read every second to notice changes: only the newest ones change
 
 
 class Hub:
@@ -148,12 +149,12 @@ class Hub:
             report = await asyncio.to_thread(self.service.drift_report)
             if report and report.get("evaluated_at") != (self.report or {}).get("evaluated_at"):
                 bus.publish("drift", report)  # read back into the history next second
-        state, runs = await asyncio.gather(self._state(), self._runs())
+        state, runs = await asyncio.gather(self._state(), self._runs(CHANGED_RUNS))
         if state != self._last.get("state"):
             bus.publish("state", state)
             if self.service.metrics is not None:
                 self.service.metrics.set_loop_state(state["loop"]["state"])
-        for run in runs[:3]:
+        for run in runs:
             if run != self._last.get(f"run:{run['id']}"):
                 bus.publish("run", run)
                 self._last[f"run:{run['id']}"] = run
@@ -183,8 +184,8 @@ class Hub:
                 "traffic": self._traffic(), "alarms": len(service.alarms),
                 "loop": await asyncio.to_thread(service.orchestrator.state)}
 
-    async def _runs(self) -> list[dict[str, Any]]:
-        runs = await asyncio.to_thread(self.service.orchestrator.runs.list, RUNS)
+    async def _runs(self, limit: int = RUNS) -> list[dict[str, Any]]:
+        runs = await asyncio.to_thread(self.service.orchestrator.runs.list, limit)
         return [r.to_dict() for r in runs]
 
     async def _lineage(self) -> dict[str, Any]:
