@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ from tests.training.helpers import SHIFT, Clock, loop_settings, loop_stream, ser
 from driftloop.config import Settings
 from driftloop.demo.runner import ESTIMATOR, train_first_version
 from driftloop.demo.stream import Stream
+from driftloop.evaluation import GateConfig, ShadowGate
 from driftloop.registry import ModelRegistry
-from driftloop.training.orchestrator import RetrainOrchestrator
+from driftloop.training.orchestrator import RetrainOrchestrator, p95_latencies
 from driftloop.training.runs import (
     COOLDOWN,
     EVALUATING,
@@ -267,3 +269,21 @@ def test_a_transient_database_error_is_retried_not_fatal(
     clock.offset = 2.0
     assert tick(orchestrator).state == TRAINING
     registry.engine.dispose()
+
+
+class Sleepy:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def predict_batch(self, rows: list[dict[str, Any]]) -> list[Any]:
+        time.sleep(self.seconds)
+        return [{"prediction": 0} for _ in rows]
+
+
+def test_the_latency_guard_compares_interleaved_p95s() -> None:
+    rows = [{"x": i} for i in range(20)]
+    gate = ShadowGate(GateConfig(max_latency_ratio=1.5))
+    slow = p95_latencies(Sleepy(0.002), Sleepy(0.02), rows)
+    assert slow[1] > 5 * slow[0] and not gate.latency_guard(*slow)[0]
+    same = p95_latencies(Sleepy(0.005), Sleepy(0.005), rows)
+    assert gate.latency_guard(*same)[0]

@@ -73,6 +73,7 @@ ACTOR = "orchestrator"
 TRANSIENT = (OperationalError, OSError)
 MAX_TRANSIENT_RETRIES = 3
 LATENCY_ROWS = 30
+LATENCY_TRIALS = 3
 #: The states whose own settings bound them, instead of ``step_timeout``.
 SELF_TIMED = (TRAINING, SHADOWING, PROMOTED, COOLDOWN)
 
@@ -367,8 +368,11 @@ class RetrainOrchestrator:
             self.name, run.candidate_version, actor=ACTOR,
             metrics={f"holdout_{result.metric}": _finite(result.candidate),
                      "holdout_rows": result.n})
-        p95s = [_p95_latency(model, rows[:LATENCY_ROWS]) for model in (champion, candidate)]
-        ok, reason = self.gate.latency_guard(*p95s)
+        for _ in range(LATENCY_TRIALS):  # a busy moment must not reject: a slower model
+            p95s = p95_latencies(champion, candidate, rows[:LATENCY_ROWS])  # is slow each time
+            ok, reason = self.gate.latency_guard(*p95s)
+            if ok:
+                break
         return holdout, {"champion_p95_s": p95s[0], "candidate_p95_s": p95s[1],
                          "passed": ok, "reason": reason}
 
@@ -498,14 +502,24 @@ class RetrainOrchestrator:
         self.bus.publish("run", run.to_dict())
 
 
-def _p95_latency(model: Any, rows: Sequence[dict[str, Any]]) -> float:
-    """p95 seconds of single-row predict_batch calls (the serving unit of work)."""
-    times = []
-    for row in rows or [{}]:
-        started = time.perf_counter()
-        model.predict_batch([row])
-        times.append(time.perf_counter() - started)
-    return max(statistics.quantiles(times, n=20)[-1] if len(times) > 1 else times[0], 1e-9)
+def p95_latencies(champion: Any, candidate: Any, rows: Sequence[dict[str, Any]]
+                   ) -> tuple[float, float]:
+    """p95 seconds of single-row predict_batch calls (the serving unit of work) of both
+    models, after a warm-up, with their calls interleaved so that whatever else the machine
+    does slows both alike."""
+    models = (champion, candidate)
+    rows = list(rows) or [{}]
+    for model in models:
+        model.predict_batch(rows[:1])
+    times: tuple[list[float], list[float]] = ([], [])
+    for row in rows:
+        for model, series in zip(models, times, strict=True):
+            started = time.perf_counter()
+            model.predict_batch([row])
+            series.append(time.perf_counter() - started)
+    p95 = [max(statistics.quantiles(t, n=20)[-1] if len(t) > 1 else t[0], 1e-9)
+           for t in times]
+    return p95[0], p95[1]
 
 
 def _finite(value: Any) -> Any:
