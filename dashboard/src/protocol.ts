@@ -212,7 +212,7 @@ interface Envelope<T extends string, D> {
 
 export type Frame =
   | Envelope<"snapshot", Snapshot>
-  | Envelope<"drift", { point: DriftPoint; report: Report; alarms: Alarm[] }>
+  | Envelope<"drift", { point: DriftPoint | null; report: Report; alarms: Alarm[] }>
   | Envelope<"state", State>
   | Envelope<"run", Run>
   | Envelope<"log", LogLine>

@@ -115,7 +115,9 @@ export function reduce(data: DashboardData, frame: Frame): DashboardData {
         drift: {
           ...data.drift,
           report: frame.data.report,
-          history: append(data.drift.history, frame.data.point, LIMITS.driftPoints),
+          history: frame.data.point
+            ? append(data.drift.history, frame.data.point, LIMITS.driftPoints)
+            : data.drift.history,
           alarms: mergeAlarms(data.drift.alarms, frame.data.alarms),
         },
       };

@@ -72,6 +72,16 @@ describe("deltas", () => {
     expect(d.alarms.map((a) => a.id)).toEqual(["a-new", "a-7f3c"]);
   });
 
+  it("an alarm-only drift frame (point null) adds the alarm and keeps the history", () => {
+    const snap = loadSnapshot();
+    const report = { ...snap.drift.report!, pane_id: 14 };
+    const alarm = { ...snap.drift.alarms[0]!, id: "a-only", detected_at: 2e9 };
+    apply(delta("drift", { point: null, report, alarms: [alarm] }));
+    const d = store().drift;
+    expect(d.history).toHaveLength(snap.drift.history.length);
+    expect(d.alarms[0]?.id).toBe("a-only");
+  });
+
   it("state replaces the state and the current traffic", () => {
     const snap = loadSnapshot();
     const traffic = { ...snap.state.traffic, mode: "canary" as const, weight: 0.1 };

@@ -35,8 +35,16 @@ def test_a_client_gets_a_snapshot_then_deltas(served_settings: Settings) -> None
         assert data["traffic"]["current"]["mode"] == "off"
         for row in example_rows(5):
             assert client.post("/predict", json={"features": row}).status_code == 200
-        metrics = _next(ws, "metrics", when=lambda d: d["latency_p50_ms"] is not None)
-        assert metrics["seq"] > 1 and metrics["data"]["requests_per_s"] >= 0
+        for row in example_rows(100, seed=1):  # traffic until a metrics point has seen some
+            client.post("/predict", json={"features": row})
+            frame = ws.receive_json()
+            if frame["type"] == "metrics" and frame["data"]["latency_p50_ms"] is not None:
+                break
+        else:
+            raise AssertionError("no metrics point with latencies")
+        assert frame["seq"] > 1 and frame["data"]["requests_per_s"] >= 0
+        assert set(frame["data"]) == {"at", "requests_per_s", "latency_p50_ms", "latency_p99_ms",
+                                      "errors_per_s", "observed", "dropped", "labelled"}
         run = client.post("/api/retrain", headers={"Authorization": "Bearer s3cret"},
                           json={"reason": "from the test"}).json()
         delta = _next(ws, "run")

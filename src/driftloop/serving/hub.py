@@ -32,6 +32,8 @@ DRIFT_HISTORY = 2000
 METRICS_HISTORY = 3600
 TRAFFIC_HISTORY = 1000
 CLIENT_BUFFER = 256
+LATENCY_WINDOW_S = 5.0  # the dashboard's p50 / p99: over the last few seconds
+LABEL_COUNT_EVERY = 5  # ticks between counts of the labelled predictions
 RUNS = 20  # in a snapshot
 CHANGED_RUNS = 3  # read every second to notice changes: only the newest ones change
 
@@ -49,6 +51,8 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._requests = 0
         self._errors = 0
+        self._ticks = 0
+        self._labelled = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._poll())
@@ -167,6 +171,9 @@ class Hub:
             point = {"at": time.time(), **traffic}
             self.traffic.append(point)
             bus.publish("traffic", {"current": traffic, "point": point, "shadow": shadow})
+        if self._ticks % LABEL_COUNT_EVERY == 0:  # a COUNT over the log: not every second
+            self._labelled = await asyncio.to_thread(self.service.log.count, True)
+        self._ticks += 1
         point = self._metrics_point()
         self.metrics.append(point)
         bus.publish("metrics", point)
@@ -212,7 +219,7 @@ class Hub:
     def _metrics_point(self) -> dict[str, Any]:
         service = self.service
         now = time.time()
-        recent = [s for t, s in service.latencies if t >= now - 1.0]
+        recent = [s for t, s in service.latencies if t >= now - LATENCY_WINDOW_S]
         total = sum(service.router.counters.by_slot.values())
         previous, self._requests = self._requests, total
         errors, self._errors = service.errors - self._errors, service.errors
@@ -222,7 +229,7 @@ class Hub:
                 "latency_p50_ms": _quantile(ordered, 0.5), "latency_p99_ms": _quantile(ordered,
                                                                                       0.99),
                 "errors_per_s": float(errors), "observed": observer.observed if observer else 0,
-                "dropped": observer.dropped if observer else 0}
+                "dropped": observer.dropped if observer else 0, "labelled": self._labelled}
 
 
 def _quantile(ordered: list[float], q: float) -> float | None:
