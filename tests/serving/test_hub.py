@@ -62,8 +62,13 @@ def test_a_lagging_client_is_sent_a_fresh_snapshot(served_settings: Settings) ->
     with TestClient(create_app(served_settings)) as client, client.websocket_connect("/ws") as ws:
         assert ws.receive_json()["type"] == "snapshot"
         service = client.app.state.service  # type: ignore[attr-defined]
-        for i in range(1000):  # far more than one client's buffer, before it reads any
-            service.bus.publish("log", {"run_id": "r", "line": f"line {i}", "at": 0})
+
+        def flood() -> None:  # runs on the server's loop: the client cannot read meanwhile
+            for i in range(1000):  # far more than one client's buffer
+                service.bus.publish("log", {"run_id": "r", "line": f"line {i}", "at": 0})
+
+        assert client.portal is not None
+        client.portal.call(flood)
         logs = 0
         while (frame := ws.receive_json())["type"] != "snapshot":
             logs += frame["type"] == "log"
