@@ -50,14 +50,12 @@ class Subscription:
         self._loop = asyncio.get_running_loop()
         self._ready = asyncio.Event()
         self.lagged = False  # events were lost since the reader last checked
-        self.dropped = 0
 
     def _offer(self, event: Event) -> None:
         with self._lock:
             if len(self._buffer) >= self._max:
                 self._buffer.clear()
                 self.lagged = True
-                self.dropped += 1
             self._buffer.append(event)
         self._loop.call_soon_threadsafe(self._ready.set)
 

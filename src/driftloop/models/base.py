@@ -7,7 +7,8 @@ atomicity or integrity — and no adapter may use pickle.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -35,6 +36,25 @@ class ModelAdapter(Protocol):
 
     def load(self, directory: Path) -> Any:
         """Read the model back from ``directory`` (already checksum-verified)."""
+
+
+def write_manifest(path: Path, document: Mapping[str, Any]) -> None:
+    """Write a model's JSON manifest (sorted keys, no NaN: the same bytes every time)."""
+    text = json.dumps(document, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def read_manifest(path: Path, fmt: str) -> dict[str, Any]:
+    """A manifest written by :func:`write_manifest` whose ``format`` is ``fmt``; anything
+    else is an :class:`UntrustedArtifactError` naming the file."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UntrustedArtifactError(f"{path}: not a readable JSON manifest: {exc}") from None
+    found = document.get("format") if isinstance(document, dict) else None
+    if found != fmt:
+        raise UntrustedArtifactError(f"{path}: format {found!r} is not {fmt!r}")
+    return document  # type: ignore[no-any-return]
 
 
 def default_adapters() -> list[ModelAdapter]:

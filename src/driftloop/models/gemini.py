@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from driftloop.models.base import UntrustedArtifactError
+from driftloop.models.base import UntrustedArtifactError, read_manifest, write_manifest
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -584,19 +584,11 @@ class GeminiAdapter:
         return isinstance(model, GeminiAgent)
 
     def save(self, model: Any, directory: Path) -> None:
-        document = {"format": FORMAT, "agent": model.to_config()}
-        text = json.dumps(document, indent=2, sort_keys=True, allow_nan=False) + "\n"
-        (directory / MANIFEST).write_text(text, encoding="utf-8")
+        write_manifest(directory / MANIFEST, {"format": FORMAT, "agent": model.to_config()})
 
     def load(self, directory: Path) -> GeminiAgent:
         path = directory / MANIFEST
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UntrustedArtifactError(f"{path}: not a readable JSON manifest: {exc}") from None
-        found = document.get("format") if isinstance(document, dict) else None
-        if found != FORMAT:
-            raise UntrustedArtifactError(f"{path}: format {found!r} is not {FORMAT!r}")
+        document = read_manifest(path, FORMAT)
         try:
             return GeminiAgent.from_config(document.get("agent"))
         except (TypeError, ValueError) as exc:

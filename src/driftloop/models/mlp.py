@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -35,7 +34,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from driftloop.models.base import UntrustedArtifactError
+from driftloop.models.base import UntrustedArtifactError, read_manifest, write_manifest
 
 FORMAT: Final = "driftloop.mlp/1"
 WEIGHTS: Final = "weights.npz"
@@ -305,18 +304,11 @@ class MLPAdapter:
                     "layers": [list(shape) for shape in model.layer_shapes],
                     "columns": model.encoder.to_json(), "classes": list(model.classes),
                     "provenance": dict(model.provenance)}
-        text = json.dumps(document, indent=2, sort_keys=True, allow_nan=False) + "\n"
-        (directory / MANIFEST).write_text(text, encoding="utf-8")
+        write_manifest(directory / MANIFEST, document)
 
     def load(self, directory: Path) -> MLPModel:
         path = directory / MANIFEST
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UntrustedArtifactError(f"{path}: not a readable JSON manifest: {exc}") from None
-        found = document.get("format") if isinstance(document, dict) else None
-        if found != FORMAT:
-            raise UntrustedArtifactError(f"{path}: format {found!r} is not {FORMAT!r}")
+        document = read_manifest(path, FORMAT)
         if document.get("activation") != ACTIVATION:
             raise UntrustedArtifactError(f"{path}: activation {document.get('activation')!r} "
                                          f"is not {ACTIVATION!r}")

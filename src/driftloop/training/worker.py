@@ -24,7 +24,7 @@ import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,6 @@ class TrainingJob:
     snapshot_id: str
     out_dir: str
     parent_version: int | None = None
-    env: dict[str, str] = field(default_factory=dict)
 
 
 async def train_in_subprocess(job: TrainingJob, *, timeout_s: float,
@@ -64,8 +63,7 @@ async def train_in_subprocess(job: TrainingJob, *, timeout_s: float,
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "driftloop.training.worker",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, **job.env})
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps(asdict(job)).encode())
     proc.stdin.close()
