@@ -89,6 +89,23 @@ def test_feedback_joins_labels_to_logged_predictions(client: TestClient,
     assert again.json()["previous_label"] == 1
 
 
+def test_a_label_sent_right_after_its_answer_finds_its_prediction(client: TestClient) -> None:
+    """The prediction log is written just after the response; a label must not race it."""
+    for round_ in range(3):
+        rows = [{"features": r, "request_id": f"now-{round_}-{i}"}
+                for i, r in enumerate(example_rows(60, seed=round_))]
+        assert client.post("/predict/batch", json={"rows": rows}).status_code == 200
+        single = client.post("/feedback", json={"request_id": rows[0]["request_id"],
+                                                 "label": 1})
+        assert single.status_code == 200, single.text
+        batch = client.post("/feedback/batch", json={"items": [
+            {"request_id": r["request_id"], "label": 0} for r in rows[1:]]}).json()
+        assert batch == {"applied": 59, "unknown": [], "conflicts": []}
+    unknown = client.post("/feedback/batch", json={"items": [{"request_id": "never",
+                                                              "label": 1}]}).json()
+    assert unknown == {"applied": 0, "unknown": ["never"], "conflicts": []}
+
+
 def test_admin_endpoints_need_the_token(client: TestClient) -> None:
     assert client.post("/api/rollback").status_code == 401
     assert client.put("/api/traffic", json={"mode": "shadow"}).status_code == 401

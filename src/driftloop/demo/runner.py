@@ -180,18 +180,12 @@ class Replay:
             self._labels.append((start + i, answer["request_id"], label))
 
     def _send_labels(self, upto: int) -> None:
-        """Send the labels due; one whose prediction is not logged yet (the log is written
-        just after the answer) goes back in the queue for the next round."""
-        due = []
+        items = []
         while self._labels and self._labels[0][0] < upto:
-            due.append(self._labels.popleft())
-        if not due:
-            return
-        response = self.client.post("/feedback/batch", json={"items": [
-            {"request_id": request_id, "label": label} for _, request_id, label in due]})
-        response.raise_for_status()
-        unknown = set(response.json()["unknown"])
-        self._labels.extendleft(reversed([d for d in due if d[1] in unknown]))
+            _, request_id, label = self._labels.popleft()
+            items.append({"request_id": request_id, "label": label})
+        if items:
+            self.client.post("/feedback/batch", json={"items": items}).raise_for_status()
 
     def accuracy(self, since: int, until: int, version: int) -> float | None:
         hits = [c for e, v, _, c in self.answers if since <= e < until and v == version]

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, create
 
 from driftloop.config import Settings
 from driftloop.data.predictions import (
+    FeedbackBatchResult,
     FeedbackConflictError,
     PredictionInputError,
     UnknownRequestError,
@@ -135,9 +136,15 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
 
     @app.post("/feedback")
     async def feedback(body: FeedbackRequest) -> dict[str, Any]:
+        def label() -> Any:
+            return service.log.feedback(body.request_id, body.label, overwrite=body.overwrite)
+
         try:
-            result = await _in_thread(service.log.feedback, body.request_id, body.label,
-                                      overwrite=body.overwrite)
+            try:
+                result = await _in_thread(label)
+            except UnknownRequestError:  # answered, perhaps, but not logged yet
+                await service.settle()
+                result = await _in_thread(label)
         except UnknownRequestError as exc:
             raise ApiError(404, str(exc), "request_id") from exc
         except FeedbackConflictError as exc:
@@ -149,11 +156,18 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
 
     @app.post("/feedback/batch")
     async def feedback_batch(body: FeedbackBatchRequest) -> dict[str, Any]:
-        """Many labels in one transaction; unknown and already-labelled ids are reported,
-        not failed, so a client can send what it has and retry the unknown later."""
+        """Many labels at once; unknown and already-labelled ids are reported, not failed.
+        Ids not logged yet get one more try once the observation path has caught up."""
+        items = [(item.request_id, item.label) for item in body.items]
         try:
-            result = await _in_thread(service.log.feedback_many,
-                                      [(item.request_id, item.label) for item in body.items])
+            result = await _in_thread(service.log.feedback_many, items)
+            if result.unknown:  # answered, perhaps, but not logged yet
+                await service.settle()
+                unknown = set(result.unknown)
+                again = await _in_thread(service.log.feedback_many,
+                                         [i for i in items if i[0] in unknown])
+                result = FeedbackBatchResult(result.applied + again.applied, again.unknown,
+                                             result.conflicts + again.conflicts)
         except PredictionInputError as exc:
             raise ApiError(422, str(exc), "items") from exc
         return {"applied": len(result.applied), "unknown": list(result.unknown),

@@ -39,6 +39,13 @@ class Observation:
     mirror_version: int | None = None
 
 
+@dataclass
+class _Settle:
+    """A marker in the queue: resolved once everything queued before it is logged."""
+
+    done: asyncio.Future[None]
+
+
 class Observer:
     """Feeds observations to ``detector`` and ``writer`` from a background task."""
 
@@ -52,7 +59,7 @@ class Observer:
         self.batch = batch
         self.on_alarms = on_alarms
         self.on_batch = on_batch
-        self.queue: asyncio.Queue[Observation] = asyncio.Queue(maxsize=max_queue)
+        self.queue: asyncio.Queue[Observation | _Settle] = asyncio.Queue(maxsize=max_queue)
         self.dropped = 0
         self.rejected = 0
         self.observed = 0
@@ -66,6 +73,18 @@ class Observer:
         except asyncio.QueueFull:
             self.dropped += 1
             return False
+
+    async def settle(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) until every observation offered before this
+        call is in the prediction log: a label sent right after its answer can then find
+        its prediction. Returns early, without error, when the queue is full or slow."""
+        marker = _Settle(asyncio.get_running_loop().create_future())
+        try:
+            self.queue.put_nowait(marker)
+        except asyncio.QueueFull:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(marker.done), timeout)
 
     async def on_thread(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the observer's own thread, in turn with the observations: the
@@ -90,14 +109,22 @@ class Observer:
             items = [await self.queue.get()]
             while len(items) < self.batch and not self.queue.empty():
                 items.append(self.queue.get_nowait())
+            observations = [o for o in items if isinstance(o, Observation)]
+            markers = [m for m in items if isinstance(m, _Settle)]
             try:
-                mirrors = [o.mirror for o in items if o.mirror is not None]
+                mirrors = [o.mirror for o in observations if o.mirror is not None]
                 if mirrors:
                     await asyncio.wait(mirrors, timeout=MIRROR_WAIT)
-                await loop.run_in_executor(self._executor, self._consume, items)
+                if observations:
+                    await loop.run_in_executor(self._executor, self._consume, observations)
+                if markers and self.writer is not None:
+                    await loop.run_in_executor(self._executor, self.writer.flush)
             except Exception:  # never let one bad batch stop the observation path
                 logger.exception("observation batch failed")
             finally:
+                for marker in markers:
+                    if not marker.done.done():
+                        marker.done.set_result(None)
                 for _ in items:
                     self.queue.task_done()
 

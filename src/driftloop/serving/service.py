@@ -47,6 +47,8 @@ MAX_REFERENCE_ROWS = 100_000
 #: Loaded model versions kept in memory (champion, candidate and the last ones served).
 MODEL_CACHE = 4
 WARM_ROWS = 8
+#: The longest a label for a not-yet-logged prediction waits for the observation path.
+SETTLE_TIMEOUT = 5.0
 
 
 class ServiceUnavailableError(RuntimeError):
@@ -180,6 +182,13 @@ class ModelService:
                                             routed.output, routed.version, routed.slot,
                                             routed.mirror, routed.mirror_version))
         return request_id, routed
+
+    async def settle(self) -> None:
+        """Wait (briefly) until the predictions answered so far are in the log: the
+        observation path writes them just after the response, and a label may follow its
+        answer faster than that."""
+        if self.observer is not None:
+            await self.observer.settle(SETTLE_TIMEOUT)
 
     # ------------------------------------------------------------------ following the registry
     async def refresh(self) -> bool:
