@@ -55,8 +55,7 @@ def champion_agent(tmp_path: Path, standin: GeminiStandIn) -> Settings:
                          "agent_options": {"timeout_s": 10.0}},
         min_train_rows=100, snapshot_rows=300, min_samples=60, watch_samples=50,
         # a tuned endpoint answers one row per call: give the mirrored candidate time
-        max_batch=8, candidate_timeout=20.0,
-        max_latency_ratio=20.0)  # both answer from one local stand-in: its noise, not theirs
+        max_batch=8, candidate_timeout=20.0)
     registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
     start = datetime.now(UTC) - timedelta(hours=1)
     frame = labelled(200, OLD, seed=1).assign(
