@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 from scipy.stats import ks_2samp
 
-from driftloop.cli import main
+from driftloop import db
+from driftloop.cli import EXIT_DRIFT, main
 from driftloop.config import Settings
 from driftloop.examples import breast_cancer_shift
 
@@ -68,7 +70,7 @@ def test_html_report_is_one_self_contained_page(files: tuple[Path, Path], tmp_pa
 def test_fail_on_drift_sets_the_exit_status(files: tuple[Path, Path]) -> None:
     ref, _ = files
     assert run("drift-report", str(ref), str(ref), "--fail-on-drift")[0] == 0
-    assert run("drift-report", *map(str, files), "--fail-on-drift")[0] == 1
+    assert run("drift-report", *map(str, files), "--fail-on-drift")[0] == EXIT_DRIFT == 3
 
 
 def test_csv_files_options_and_output_column(tmp_path: Path) -> None:
@@ -88,22 +90,32 @@ def test_csv_files_options_and_output_column(tmp_path: Path) -> None:
     assert report["output"]["drifted"] and report["drifted"]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["missing.parquet", "{cur}"], "no such file"),
-    (["{ref}", "{cur}", "--categorical", "nope"], "'nope'"),
-    (["{ref}", "{cur}", "--ignore", "nope"], "'nope'"),
-    (["{ref}", "{cur}", "--alpha", "2"], "DriftPolicy.alpha"),
-    (["{ref}", "{txt}"], "unsupported file type .txt"),
+@pytest.mark.parametrize(("args", "status", "message"), [
+    (["missing.parquet", "{cur}"], 1, "no such file"),
+    (["{ref}", "{cur}", "--categorical", "nope"], 1, "'nope'"),
+    (["{ref}", "{cur}", "--ignore", "nope"], 1, "'nope'"),
+    (["{ref}", "{cur}", "--alpha", "2"], 2, "--alpha"),
+    (["{ref}", "{txt}"], 1, "unsupported file type .txt"),
+    (["{ref}", "{cur}", "-o", "{pdf}"], 2, "cannot write a .pdf file"),
 ])
 def test_bad_input_gets_a_clear_error(
-    files: tuple[Path, Path], tmp_path: Path, args: list[str], message: str
+    files: tuple[Path, Path], tmp_path: Path, args: list[str], status: int, message: str
 ) -> None:
     (tmp_path / "x.txt").write_text("hello")
-    values = {"ref": str(files[0]), "cur": str(files[1]), "txt": str(tmp_path / "x.txt")}
+    values = {"ref": str(files[0]), "cur": str(files[1]), "txt": str(tmp_path / "x.txt"),
+              "pdf": str(tmp_path / "report.pdf")}
     code, out = run("drift-report", *(a.format(**values) for a in args))
-    assert code == 1
+    assert code == status
     assert "Error:" in out and message in out
     assert "Traceback" not in out
+    assert not (tmp_path / "report.pdf").exists()
+
+
+def test_an_explicit_format_writes_any_file_name(files: tuple[Path, Path],
+                                                 tmp_path: Path) -> None:
+    code, _ = run("drift-report", *map(str, files), "-o", str(tmp_path / "r.out"),
+                  "--format", "json")
+    assert code == 0 and json.loads((tmp_path / "r.out").read_text())["drifted"]
 
 
 def test_installed_command_runs_with_complete_help() -> None:
@@ -114,22 +126,96 @@ def test_installed_command_runs_with_complete_help() -> None:
         assert command in out
 
 
-def test_registry_commands(served_settings: Settings) -> None:
+def test_registry_commands_tell_the_truth_about_the_server(served_settings: Settings) -> None:
     common = ["--data-dir", str(served_settings.data_dir), "--model", "cancer"]
     code, out = run("models", *common)
     assert code == 0 and "champion" in out
     code, out = run("status", *common)
     assert code == 0 and "champion   v1" in out and "promote v1" in out
-    assert "loop       IDLE" in out
+    assert "not running (no server has ever served this model here)" in out
+    assert "IDLE" not in out  # no loop runs without a server
     code, out = run("retrain", "--reason", "fresh labels", *common)
-    assert code == 0 and "started run r-" in out
-    code, out = run("retrain", *common)
+    assert code == 1 and "no `driftloop serve` is running for cancer" in out
+    code, out = run("retrain", "--reason", "fresh labels", "--queue", *common)
+    assert code == 0 and "queued run r-" in out
+    code, out = run("retrain", "--queue", *common)
     assert code == 0 and "joined the running run" in out
     code, out = run("status", *common)
-    assert "loop       SNAPSHOTTING (run r-" in out and "manual: fresh labels" in out
+    assert "not running (no server); its last run was SNAPSHOTTING" in out
+    assert "manual: fresh labels" in out
     code, out = run("promote", "1", *common)
     assert code == 1 and "not a candidate" in out
     code, out = run("rollback", *common)
     assert code == 1 and "no previous champion" in out
     code, out = run("models", "--data-dir", str(served_settings.data_dir), "--model", "nope")
     assert code == 1 and "no model named 'nope'" in out and "cancer" in out
+
+
+def test_status_follows_the_heartbeat_of_a_server(served_settings: Settings) -> None:
+    from driftloop.registry import ModelRegistry
+    from driftloop.serving import heartbeat
+
+    common = ["--data-dir", str(served_settings.data_dir), "--model", "cancer", "--json"]
+    engine = ModelRegistry.open(served_settings.database_url,
+                                artifacts=served_settings.data_dir).engine
+    started = datetime.now(UTC)
+    heartbeat.beat(engine, "cancer", "host:1:a", started_at=started, drives_loop=True)
+    status = json.loads(run("status", *common)[1])
+    assert status["server"]["running"] and status["loop"] == "IDLE"
+    assert 0 <= status["server"]["last_beat_age_s"] < heartbeat.STALE_AFTER.total_seconds()
+    heartbeat.stopped(engine, "host:1:a")
+    status = json.loads(run("status", *common)[1])
+    assert not status["server"]["running"] and status["server"]["stopped_cleanly"]
+    assert status["loop"] == "stopped"
+    with db.transaction(engine) as conn:  # a killed server: its beats just stop
+        conn.execute(db.server_heartbeats.update().values(
+            stopped_at=None, beat_at=started - timedelta(minutes=5)))
+    status = json.loads(run("status", *common)[1])
+    assert not status["server"]["running"] and status["server"]["last_beat_age_s"] >= 300
+    code, out = run("status", *common[:-1])
+    assert "gone (no heartbeat), last heartbeat 5.0 min ago" in out
+    engine.dispose()
+
+
+def test_a_rollback_can_be_undone(served_settings: Settings) -> None:
+    from driftloop.registry import ModelRegistry
+    from tests.served_model import cancer_frame, push
+
+    registry = ModelRegistry.open(served_settings.database_url,
+                                  artifacts=served_settings.data_dir)
+    champion = registry.get_champion("cancer")
+    assert champion is not None and champion.dataset_id and champion.dataset_sha256
+    two = push(registry, cancer_frame(), champion.dataset_id, champion.dataset_sha256, c=0.5)
+    common = ["--data-dir", str(served_settings.data_dir), "--model", "cancer"]
+    assert run("promote", str(two), *common)[0] == 0
+    code, out = run("rollback", "--reason", "v2 looks off", *common)
+    assert code == 0 and "back on v1" in out and f"driftloop promote {two} --reason" in out
+    code, out = run("promote", str(two), *common)
+    assert code == 2 and "needs --reason" in out
+    code, out = run("promote", str(two), "--reason", "false alarm", *common)
+    assert code == 0 and f"v{two} is now the champion" in out
+    assert registry.get_champion("cancer").version == two  # type: ignore[union-attr]
+    entry = registry.audit("cancer", limit=1)[0]
+    assert (entry.action, entry.version, entry.reason) == ("restore", two, "false alarm")
+    models = json.loads(run("models", *common, "--json")[1])
+    assert [v["status"] for v in models["versions"]] == ["archived", "champion"]
+    registry.engine.dispose()
+
+
+@pytest.mark.parametrize("command", ["models", "status", "promote 1", "rollback", "retrain"])
+def test_read_only_commands_create_no_database(tmp_path: Path, command: str) -> None:
+    typo = tmp_path / "typo"
+    code, out = run(*command.split(), "--data-dir", str(typo))
+    assert code == 1 and f"no driftloop database at {typo / 'driftloop.db'}" in out
+    assert not typo.exists()
+
+
+def test_help_imports_nothing_heavy() -> None:
+    """Every `serve` worker re-imports the CLI before it answers its health check."""
+    probe = ("import sys; from driftloop.cli import main\n"
+             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('scipy', 'sklearn', 'pandas', 'numpy', 'sqlalchemy', "
+             "'fastapi') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

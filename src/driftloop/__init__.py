@@ -1,7 +1,8 @@
 """driftloop: continuous training for models served over HTTP.
 
-The drift core is imported eagerly (it is light and usable alone); the registry, the loop
-and the router load on first use, so ``import driftloop`` stays fast.
+Every public name loads on first use, so ``import driftloop`` (and the ``driftloop``
+command, whose server workers re-import it) stays fast: the drift core pulls in scipy, the
+registry SQLAlchemy, the loop scikit-learn.
 
 >>> from driftloop import DriftDetector, ModelRegistry, RetrainOrchestrator, ShadowGate
 >>> from driftloop import AdaptiveAgentRouter
@@ -12,11 +13,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from driftloop.drift import DriftDetector, DriftEvent, DriftPolicy, DriftReport
-
+#: The one place the version is written (pyproject.toml reads it from here).
 __version__ = "0.1.0"
 
 _LAZY = {
+    "DriftDetector": "driftloop.drift",
+    "DriftEvent": "driftloop.drift",
+    "DriftPolicy": "driftloop.drift",
+    "DriftReport": "driftloop.drift",
     "ModelRegistry": "driftloop.registry",
     "RetrainOrchestrator": "driftloop.training.orchestrator",
     "ShadowGate": "driftloop.evaluation",

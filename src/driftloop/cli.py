@@ -1,31 +1,38 @@
-"""The ``driftloop`` command."""
+"""The ``driftloop`` command.
+
+Start-up stays light: this module imports only click at load time, and each command imports
+what it needs when it runs. ``driftloop --help`` must not import scipy, scikit-learn or
+pandas, and every ``serve`` worker re-imports this module before it can answer its
+supervisor (see :mod:`driftloop.serving.supervisor`).
+
+Exit codes: 0 success, 1 an error (the message says what to fix), 2 a usage error, 3
+``drift-report --fail-on-drift`` found drift, 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pyarrow as pa
-import pyarrow.parquet as pq
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from driftloop.config import Settings, SettingsError
-from driftloop.drift import DriftDetector, DriftInputError, DriftPolicy, DriftReport
-from driftloop.examples import breast_cancer_shift
-from driftloop.fsutil import write_atomic
-from driftloop.registry import ModelNotFoundError, ModelRegistry, PromotionConflictError
-from driftloop.reporting import render_html, render_terminal
-from driftloop.tables import TableReadError, read_table
-from driftloop.training.runs import RunStore
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from driftloop.config import Settings
+    from driftloop.drift import DriftPolicy, DriftReport
+    from driftloop.registry import ModelRegistry
 
 FORMATS = ("text", "json", "html")
+SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".txt": "text",
+                  ".text": "text", ".log": "text"}
+#: ``drift-report --fail-on-drift``: drift found (1 is an error, 2 a usage error).
+EXIT_DRIFT = 3
+EXIT_INTERRUPTED = 130
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,15 +40,29 @@ FORMATS = ("text", "json", "html")
 def main() -> None:
     """driftloop: watch a served model's traffic for drift and retrain it.
 
-    Run `driftloop COMMAND --help` for the options of each command.
+    Run `driftloop COMMAND --help` for the options of each command. Settings come from
+    defaults, then driftloop.toml (or --config / DRIFTLOOP_CONFIG), then DRIFTLOOP_*
+    environment variables, then options.
     """
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="driftloop: %(message)s")
+
+
+def _load_settings(config: Path | None, **overrides: Any) -> Settings:
+    from driftloop.config import Settings, SettingsError  # noqa: PLC0415
+
+    try:
+        return Settings.load(config, **overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command("drift-report")
 @click.argument("reference", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("current", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
-              help="Report format. Default: from the -o file's extension, else text.")
+              help="Report format. Default: from the -o file's extension (.html, .json, "
+              ".txt), else text.")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report to this file (atomically) instead of standard output.")
 @click.option("--categorical", multiple=True, metavar="COLUMN",
@@ -52,19 +73,20 @@ def main() -> None:
               help="Monitor COLUMN as the model output rather than as a feature.")
 @click.option("--ignore", multiple=True, metavar="COLUMN",
               help="Leave COLUMN out of the report (repeatable), e.g. an id or a timestamp.")
-@click.option("--alpha", type=float, default=DriftPolicy.alpha, show_default=True,
-              help="Significance level across all columns.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Significance level across all columns [default: DriftPolicy's, 0.05].")
 @click.option("--correction", type=click.Choice(["bonferroni", "bh"]),
-              default=DriftPolicy.correction, show_default=True,
-              help="Multiple-testing correction: Bonferroni (family-wise) or Benjamini–Hochberg.")
-@click.option("--effect", type=click.Choice(["js", "psi", "ks"]), default=DriftPolicy.effect,
-              show_default=True, help="Effect size that must clear --effect-floor.")
-@click.option("--effect-floor", type=float, default=DriftPolicy.effect_floor,
-              show_default=True, help="Smallest effect size that counts as drift.")
-@click.option("--psi-bins", type=int, default=10, show_default=True,
+              help="Multiple-testing correction: Bonferroni (family-wise) or "
+              "Benjamini–Hochberg [default: DriftPolicy's].")
+@click.option("--effect", type=click.Choice(["js", "psi", "ks"]),
+              help="Effect size that must clear --effect-floor [default: DriftPolicy's].")
+@click.option("--effect-floor", type=click.FloatRange(min=0),
+              help="Smallest effect size that counts as drift [default: DriftPolicy's].")
+@click.option("--psi-bins", type=click.IntRange(min=2), default=10, show_default=True,
               help="Reference-quantile bins for PSI and JS.")
 @click.option("--fail-on-drift", is_flag=True,
-              help="Exit with status 1 when the dataset drifted (for CI pipelines).")
+              help=f"Exit with status {EXIT_DRIFT} when the dataset drifted (for CI "
+              "pipelines; 1 stays an error, 2 a usage error).")
 def drift_report(
     reference: Path,
     current: Path,
@@ -74,10 +96,10 @@ def drift_report(
     numeric: tuple[str, ...],
     output_column: str | None,
     ignore: tuple[str, ...],
-    alpha: float,
-    correction: str,
-    effect: str,
-    effect_floor: float,
+    alpha: float | None,
+    correction: str | None,
+    effect: str | None,
+    effect_floor: float | None,
     psi_bins: int,
     fail_on_drift: bool,
 ) -> None:
@@ -85,14 +107,19 @@ def drift_report(
 
     Numeric columns get the exact two-sample KS test, categorical ones a chi-square test,
     and both PSI and Jensen–Shannon distance on reference-quantile bins. The whole CURRENT
-    file is one window. Example:
+    file is one window. Exit status: 0 (no drift, or drift without --fail-on-drift),
+    1 error, 2 usage error, 3 drift with --fail-on-drift. Example:
 
         driftloop drift-report train.parquet today.csv -o drift.html
     """
+    from driftloop.drift import DriftInputError, DriftPolicy  # noqa: PLC0415
+    from driftloop.tables import TableReadError  # noqa: PLC0415
+
     fmt = fmt or _format_from_suffix(out)
+    chosen: dict[str, Any] = {"alpha": alpha, "correction": correction, "effect": effect,
+                              "effect_floor": effect_floor}
     try:
-        policy = DriftPolicy(alpha=alpha, correction=correction,  # type: ignore[arg-type]
-                             effect=effect, effect_floor=effect_floor,  # type: ignore[arg-type]
+        policy = DriftPolicy(**{k: v for k, v in chosen.items() if v is not None},
                              min_fill=0.0, min_count=1, consecutive=1)
         report = batch_report(reference, current, categorical=categorical, numeric=numeric,
                               output_column=output_column, ignore=ignore, psi_bins=psi_bins,
@@ -100,12 +127,16 @@ def drift_report(
     except (TableReadError, DriftInputError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if fmt == "text" and out is None:
+        from rich.console import Console  # noqa: PLC0415
+
+        from driftloop.reporting import render_terminal  # noqa: PLC0415
+
         # Piped output is not cut to 80 columns; a terminal keeps its own width.
         render_terminal(report, Console(width=None if sys.stdout.isatty() else 120))
     else:
         _emit(_render(report, fmt), out)
     if fail_on_drift and report.drifted:
-        sys.exit(1)
+        sys.exit(EXIT_DRIFT)
 
 
 def batch_report(
@@ -120,6 +151,9 @@ def batch_report(
     policy: DriftPolicy | None = None,
 ) -> DriftReport:
     """The drift report of two files: CURRENT as one window against REFERENCE."""
+    from driftloop.drift import DriftDetector, DriftInputError  # noqa: PLC0415
+    from driftloop.tables import read_table  # noqa: PLC0415
+
     ref, cur = read_table(reference), read_table(current)
     skip = {*ignore, *([output_column] if output_column else [])}
     for name in sorted(skip):
@@ -148,15 +182,29 @@ def batch_report(
 
 
 def _format_from_suffix(out: Path | None) -> str:
-    suffix = out.suffix.lower() if out else ""
-    return {".html": "html", ".htm": "html", ".json": "json"}.get(suffix, "text")
+    """The format an output file's name asks for; a name that asks for none we write
+    (``report.pdf``) is refused rather than quietly written as text."""
+    if out is None:
+        return "text"
+    suffix = out.suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        known = ", ".join(sorted(SUFFIX_FORMATS))
+        raise click.UsageError(f"-o {out}: cannot write a {suffix or 'suffix-less'} file; "
+                               f"use one of {known}, or name the format with --format")
+    return SUFFIX_FORMATS[suffix]
 
 
 def _render(report: DriftReport, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2) + "\n"
     if fmt == "html":
+        from driftloop.reporting import render_html  # noqa: PLC0415
+
         return render_html(report)
+    from rich.console import Console  # noqa: PLC0415
+
+    from driftloop.reporting import render_terminal  # noqa: PLC0415
+
     with open(os.devnull, "w") as devnull:
         console = Console(record=True, width=120, file=devnull)
         render_terminal(report, console)
@@ -164,6 +212,8 @@ def _render(report: DriftReport, fmt: str) -> str:
 
 
 def _emit(text: str, out: Path | None) -> None:
+    from driftloop.fsutil import write_atomic  # noqa: PLC0415
+
     if out is None:
         click.echo(text, nl=False)
         return
@@ -182,6 +232,12 @@ def example_data(directory: Path, seed: int) -> None:
     the reference is mostly benign cases, the current batch mostly malignant. Nothing is
     downloaded.
     """
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from driftloop.examples import breast_cancer_shift  # noqa: PLC0415
+    from driftloop.fsutil import write_atomic  # noqa: PLC0415
+
     reference, current = breast_cancer_shift(seed)
     for name, frame in (("reference", reference), ("current", current)):
         sink = pa.BufferOutputStream()
@@ -202,6 +258,9 @@ def _registry_options(function: Any) -> Any:
                      help="sqlite:///… or postgresql+psycopg://… [default: SQLite in --data-dir]."),
         click.option("--model", "model_name", default=None,
                      help="Model name [default: model, or DRIFTLOOP_MODEL_NAME]."),
+        click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="A driftloop.toml settings file [default: ./driftloop.toml if "
+                     "present, or DRIFTLOOP_CONFIG]."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -214,48 +273,56 @@ def _registry_options(function: Any) -> Any:
 @click.option("--admin-token", envvar="DRIFTLOOP_ADMIN_TOKEN", default=None,
               help="Bearer token for the mutating endpoints (or DRIFTLOOP_ADMIN_TOKEN).")
 @_registry_options
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes; they follow the registry and share drift.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(host: str, port: int, data_dir: Path | None, admin_token: str | None,
-          model_name: str | None, database_url: str | None, workers: int,
-          log_level: str) -> None:
+          model_name: str | None, database_url: str | None, config: Path | None,
+          workers: int, log_level: str) -> None:
     """Serve the registry's champion over HTTP (POST /predict, /docs, /metrics, /api/...).
 
     Example:
 
         driftloop serve --model churn --port 8000 --workers 2 --admin-token "$TOKEN"
     """
-    import uvicorn  # noqa: PLC0415 - only the server needs it
+    from driftloop.config import available_cpus  # noqa: PLC0415
 
-    overrides = {"DATA_DIR": data_dir, "ADMIN_TOKEN": admin_token, "MODEL_NAME": model_name,
-                 "DATABASE_URL": database_url}
-    for key, value in overrides.items():
-        if value is not None:
-            os.environ[f"DRIFTLOOP_{key}"] = str(value)
-    if workers > 1 and "DRIFTLOOP_PANE_SECONDS" not in os.environ:
-        os.environ["DRIFTLOOP_PANE_SECONDS"] = "10"  # panes must align across workers
-    if workers > 1:
-        # Prometheus multiprocess mode: every worker writes here, /metrics sums them. A
-        # fresh folder per server start, as prometheus_client requires.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="driftloop-metrics-")
-    try:
-        Settings.load()  # fail here, with the field's name, rather than in every worker
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
-    uvicorn.run("driftloop.serving.asgi:create", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level)
+    settings = _load_settings(config, data_dir=data_dir, admin_token=admin_token,
+                              model_name=model_name, database_url=database_url)
+    _require_database(settings)
+    update: dict[str, Any] = {}
+    if workers > 1 and settings.pane_seconds is None:
+        update["pane_seconds"] = 10.0  # panes must align across workers
+    if settings.threads is None:  # the CPUs are shared by the workers
+        update["threads"] = max(1, available_cpus() // (2 * workers))
+    settings = settings.model_copy(update=update)
+    from driftloop.serving.supervisor import run_server  # noqa: PLC0415
+
+    code = run_server(settings, host=host, port=port, workers=workers, log_level=log_level)
+    if code:
+        sys.exit(code)
 
 
 # --------------------------------------------------------------------------- registry
-def _open_registry(data_dir: Path | None, database_url: str | None,
-                   model_name: str | None) -> tuple[ModelRegistry, str]:
-    try:
-        settings = Settings.load(data_dir=data_dir, database_url=database_url,
-                                 model_name=model_name)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
+def _require_database(settings: Settings) -> None:
+    """Commands that read the registry never create one: a typo in --data-dir is an error,
+    not an empty database."""
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise click.ClickException(
+            f"no driftloop database at {url.removeprefix('sqlite:///')}: check --data-dir "
+            "(or --database-url), or create one with `driftloop models push` or "
+            "`driftloop demo`")
+
+
+def _open_registry(data_dir: Path | None, database_url: str | None, model_name: str | None,
+                   config: Path | None = None) -> tuple[ModelRegistry, str]:
+    from driftloop.registry import ModelRegistry  # noqa: PLC0415
+
+    settings = _load_settings(config, data_dir=data_dir, database_url=database_url,
+                              model_name=model_name)
+    _require_database(settings)
     registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
     if settings.model_name not in registry.list_models():
         known = ", ".join(registry.list_models()) or "none"
@@ -264,64 +331,151 @@ def _open_registry(data_dir: Path | None, database_url: str | None,
     return registry, settings.model_name
 
 
+def _console() -> Console:
+    from rich.console import Console  # noqa: PLC0415
+
+    return Console(highlight=False)
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
 @main.command("models")
 @_registry_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def models_command(data_dir: Path | None, database_url: str | None,
-                   model_name: str | None) -> None:
+                   model_name: str | None, config: Path | None, as_json: bool) -> None:
     """List every version of the model: status, age, metrics, checksum, training data."""
-    registry, name = _open_registry(data_dir, database_url, model_name)
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    registry, name = _open_registry(data_dir, database_url, model_name, config)
+    versions = registry.list_versions(name)
+    if as_json:
+        _echo_json({"model": name, "versions": [v.to_dict() for v in versions]})
+        return
     table = Table(title=f"{name}: versions", title_justify="left", box=None, pad_edge=False)
     for header in ("version", "status", "created (UTC)", "metrics", "sha256", "dataset"):
         table.add_column(header)
-    for v in registry.list_versions(name):
+    for v in versions:
         metrics = ", ".join(f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
                             for k, val in sorted(v.metrics.items())[:4])
         style = {"champion": "bold green", "candidate": "yellow", "rejected": "red"}
         table.add_row(str(v.version), Text(v.status, style=style.get(v.status, "")),
                       v.created_at.strftime("%Y-%m-%d %H:%M:%S"), metrics or "—",
                       v.sha256[:12], v.dataset_id or "—")
-    Console().print(table)
+    _console().print(table)
+
+
+def _server_state(registry: ModelRegistry, name: str) -> dict[str, Any]:
+    """Whether a server is running for ``name``, from the heartbeats (not from the loop
+    state a stopped server left behind)."""
+    from driftloop.serving.heartbeat import beats  # noqa: PLC0415
+
+    known = beats(registry.engine, name)
+    alive = [b for b in known if b.alive()]
+    last = known[0] if known else None
+    return {"running": bool(alive), "processes": len(alive),
+            "drives_loop": any(b.drives_loop for b in alive),
+            "last_beat_age_s": round(last.age(), 1) if last else None,
+            "last_instance": last.instance if last else None,
+            "stopped_cleanly": bool(last and last.stopped_at and not alive)}
 
 
 @main.command("status")
 @_registry_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def status_command(data_dir: Path | None, database_url: str | None,
-                   model_name: str | None) -> None:
-    """The champion, the candidate, the traffic split, the retraining loop's state and last
-    runs, and the latest registry changes."""
-    registry, name = _open_registry(data_dir, database_url, model_name)
+                   model_name: str | None, config: Path | None, as_json: bool) -> None:
+    """Whether a server is running (its heartbeat's age), the champion, the candidate, the
+    traffic split, the retraining loop's state and last runs, and the latest registry
+    changes."""
+    from driftloop.training.runs import RunStore  # noqa: PLC0415
+
+    registry, name = _open_registry(data_dir, database_url, model_name, config)
     champion, candidate = registry.get_champion(name), registry.get_candidate(name)
-    console = Console()
-    console.print(f"[bold]{name}[/bold]  generation {registry.generation(name)}")
-    console.print(f"  champion   {f'v{champion.version}' if champion else 'none'}")
-    console.print(f"  candidate  {f'v{candidate.version}' if candidate else 'none'}")
+    server = _server_state(registry, name)
     traffic = registry.traffic(name) or {"mode": "off"}
-    console.print(f"  traffic    {', '.join(f'{k}={v}' for k, v in traffic.items())}")
     runs = RunStore(registry.engine, name).list(limit=3)
     active = next((r for r in runs if r.active), None)
-    console.print(f"  loop       {active.state + ' (run ' + active.id + ')' if active else 'IDLE'}")
+    loop = (active.state if active else "IDLE") if server["running"] else "stopped"
+    audit = registry.audit(name, limit=5)
+    if as_json:
+        _echo_json({"model": name, "generation": registry.generation(name), "server": server,
+                    "champion": champion.version if champion else None,
+                    "candidate": candidate.version if candidate else None,
+                    "traffic": traffic, "loop": loop,
+                    "active_run": active.to_dict() if active else None,
+                    "runs": [r.to_dict() for r in runs],
+                    "recent_changes": [{"at": e.at.isoformat(), "action": e.action,
+                                        "version": e.version, "actor": e.actor,
+                                        "reason": e.reason} for e in audit]})
+        return
+    console = _console()
+    console.print(f"[bold]{name}[/bold]  generation {registry.generation(name)}")
+    console.print(f"  server     {_describe_server(server)}")
+    console.print(f"  champion   {f'v{champion.version}' if champion else 'none'}")
+    console.print(f"  candidate  {f'v{candidate.version}' if candidate else 'none'}")
+    console.print(f"  traffic    {', '.join(f'{k}={v}' for k, v in traffic.items())}")
+    if server["running"]:
+        console.print(f"  loop       {f'{active.state} (run {active.id})' if active else 'IDLE'}")
+    else:
+        last = f"; its last run was {active.state} ({active.id})" if active else ""
+        console.print(f"  loop       not running (no server){last}")
     for r in runs:
         ended = f"{r.outcome or 'running'}" + (f" — {r.reason}" if r.reason else "")
         console.print(f"    {r.created_at:%Y-%m-%d %H:%M:%S}  {r.id}  {r.trigger.kind}: "
                       f"{r.trigger.reason} → {r.state}, {ended}")
     console.print("  recent changes:")
-    for entry in registry.audit(name, limit=5):
+    for entry in audit:
         version = f" v{entry.version}" if entry.version is not None else ""
         reason = f" — {entry.reason}" if entry.reason else ""
         console.print(f"    {entry.at:%Y-%m-%d %H:%M:%S}  {entry.action}{version} "
                       f"by {entry.actor}{reason}")
 
 
+def _describe_server(server: dict[str, Any]) -> str:
+    age = server["last_beat_age_s"]
+    if server["running"]:
+        count = server["processes"]
+        return (f"running ({count} process{'es' if count > 1 else ''}, last heartbeat "
+                f"{age:.1f} s ago)")
+    if age is None:
+        return "not running (no server has ever served this model here)"
+    how = "stopped" if server["stopped_cleanly"] else "gone (no heartbeat)"
+    return f"not running: {how}, last heartbeat {_age(age)} ago"
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 @main.command("promote")
 @click.argument("version", type=click.IntRange(min=1))
-@click.option("--reason", default=None, help="Why: kept in the audit log.")
+@click.option("--reason", default=None,
+              help="Why: kept in the audit log. Required to restore an archived version.")
 @_registry_options
 def promote_command(version: int, reason: str | None, data_dir: Path | None,
-                    database_url: str | None, model_name: str | None) -> None:
-    """Make candidate VERSION the champion; running servers follow within a second."""
-    registry, name = _open_registry(data_dir, database_url, model_name)
+                    database_url: str | None, model_name: str | None,
+                    config: Path | None) -> None:
+    """Make VERSION the champion; running servers follow within a second.
+
+    VERSION is the candidate, or an archived former champion (this undoes a rollback;
+    --reason is then required)."""
+    from driftloop.registry import ModelNotFoundError, PromotionConflictError  # noqa: PLC0415
+
+    registry, name = _open_registry(data_dir, database_url, model_name, config)
     try:
-        promoted = registry.promote_candidate(name, version, actor="cli", reason=reason)
+        if registry.get_version(name, version).status == "archived":
+            if not reason:
+                raise click.UsageError(f"v{version} is archived: restoring it needs --reason")
+            promoted = registry.restore(name, version, actor="cli", reason=reason)
+        else:
+            promoted = registry.promote_candidate(name, version, actor="cli", reason=reason)
     except (ModelNotFoundError, PromotionConflictError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{name} v{promoted.version} is now the champion.")
@@ -331,33 +485,53 @@ def promote_command(version: int, reason: str | None, data_dir: Path | None,
 @click.option("--reason", default=None, help="Why: kept in the audit log.")
 @_registry_options
 def rollback_command(reason: str | None, data_dir: Path | None, database_url: str | None,
-                     model_name: str | None) -> None:
-    """Return to the previous champion; running servers follow within a second."""
-    registry, name = _open_registry(data_dir, database_url, model_name)
+                     model_name: str | None, config: Path | None) -> None:
+    """Return to the previous champion; running servers follow within a second.
+
+    The version rolled back from is archived; `driftloop promote VERSION --reason ...`
+    brings it back."""
+    from driftloop.registry import PromotionConflictError  # noqa: PLC0415
+
+    registry, name = _open_registry(data_dir, database_url, model_name, config)
+    before = registry.get_champion(name)
     try:
         champion = registry.rollback(name, actor="cli", reason=reason)
     except PromotionConflictError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{name} is back on v{champion.version}.")
+    undo = (f" Undo with: driftloop promote {before.version} --reason '...'"
+            if before else "")
+    click.echo(f"{name} is back on v{champion.version}.{undo}")
 
 
 @main.command("retrain")
 @click.option("--reason", default="requested from the command line", show_default=True,
               help="Why: kept with the run.")
+@click.option("--queue", is_flag=True,
+              help="Record the request even when no server is running; the next "
+              "`driftloop serve` starts it.")
 @_registry_options
-def retrain_command(reason: str, data_dir: Path | None, database_url: str | None,
-                    model_name: str | None) -> None:
-    """Ask for a retraining run now. The server's loop picks it up within a second; a run
-    already in progress takes this request along instead of starting another."""
-    from driftloop.training.runs import Trigger  # noqa: PLC0415
+def retrain_command(reason: str, queue: bool, data_dir: Path | None,
+                    database_url: str | None, model_name: str | None,
+                    config: Path | None) -> None:
+    """Ask for a retraining run now. A running `driftloop serve` picks it up within a
+    second; a run already in progress takes this request along instead of starting another.
+    With no server running this is refused (nothing would drive the run) unless --queue."""
+    from driftloop.training.runs import RunStore, Trigger  # noqa: PLC0415
 
-    registry, name = _open_registry(data_dir, database_url, model_name)
+    registry, name = _open_registry(data_dir, database_url, model_name, config)
+    server = _server_state(registry, name)
+    if not server["running"] and not queue:
+        raise click.ClickException(
+            f"no `driftloop serve` is running for {name} ({_describe_server(server)}), so "
+            "nothing would drive the run: start the server, or pass --queue to leave the "
+            "request for the next one")
     result = RunStore(registry.engine, name).trigger(Trigger.now("manual", reason))
     if result.run is None or result.ignored:
         raise click.ClickException(f"not started: {result.ignored}")
-    verb = "joined the running" if result.attached else "started"
-    click.echo(f"{verb} run {result.run.id} ({result.run.state}); a running "
-               "`driftloop serve` drives it — follow it with `driftloop status`.")
+    verb = "joined the running" if result.attached else (
+        "started" if server["running"] else "queued")
+    click.echo(f"{verb} run {result.run.id} ({result.run.state}); follow it with "
+               "`driftloop status`.")
 
 
 @main.command("demo")
@@ -373,12 +547,16 @@ def retrain_command(reason: str, data_dir: Path | None, database_url: str | None
               help="No browser, plain progress lines (for tests, scripts and CI).")
 @click.option("--until", type=click.Choice(["promoted", "end"]), default="promoted",
               show_default=True,
-              help="Stop soon after the loop promotes a new model, or replay the whole stream.")
+              help="promoted: replay until the loop promotes a new model (or --max-seconds "
+              "runs out); end: replay the fixed stream of 15,000 events.")
+@click.option("--max-seconds", type=click.FloatRange(min=10), default=900.0,
+              show_default=True, help="With --until promoted: give up after this long.")
 @click.option("--speed", type=click.FloatRange(min=0.1, max=100), default=1.0,
               show_default=True, help="Replay speed: X times 100 events per second.")
 @click.option("--seed", type=int, default=7, show_default=True, help="The stream's seed.")
 def demo_command(host: str, port: int, data_dir: Path, admin_token: str | None,
-                 headless: bool, until: str, speed: float, seed: int) -> None:
+                 headless: bool, until: str, max_seconds: float, speed: float,
+                 seed: int) -> None:
     """The whole loop on a standard drifting stream: train v1, serve it, replay traffic
     whose concept shifts, send labels late, and watch drift alarm → snapshot → train →
     shadow → promote → accuracy recover. Exits 0 only when the loop promoted.
@@ -386,33 +564,46 @@ def demo_command(host: str, port: int, data_dir: Path, admin_token: str | None,
     The stream is river's RandomRBF benchmark generator with an abrupt concept drift
     (shipped in the river package; nothing is downloaded). While it runs, the dashboard is
     at http://HOST:PORT/ and the API at /docs; each run's registry, snapshots, models and
-    summary.json are in DATA_DIR/demo/<UTC time>-<id>/.
+    summary.json are in DATA_DIR/demo/<UTC time>-<id>/. Ctrl-C stops it and prints the
+    summary so far.
 
     Example:
 
         driftloop demo --headless --until promoted --speed 5
     """
+    from rich.table import Table  # noqa: PLC0415
+
     from driftloop.demo.runner import DemoOptions, run_demo, summary_rows  # noqa: PLC0415
 
-    console = Console(highlight=False)
+    console = _console()
     options = DemoOptions(data_dir=data_dir, host=host, port=port, admin_token=admin_token,
-                          until=until, speed=speed, seed=seed)
+                          until=until, max_seconds=max_seconds, speed=speed, seed=seed)
     with _ReplayProgress(console, headless) as progress_factory:
         summary = run_demo(options, say=lambda line: console.print(f"[dim]·[/dim] {line}"),
                            progress_factory=progress_factory, open_browser=not headless)
-    table = Table(title="driftloop demo — summary", title_justify="left", box=None,
-                  show_header=False, pad_edge=False)
+    table = Table(title="driftloop demo — summary" + (" (interrupted)" if summary.interrupted
+                                                      else ""),
+                  title_justify="left", box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
     for what, value in summary_rows(summary):
         table.add_row(what, value)
     console.print(table)
+    if summary.interrupted:
+        console.print(f"interrupted; everything so far is in {summary.folder}")
+        sys.exit(EXIT_INTERRUPTED)
     if not summary.promoted:
-        raise click.ClickException("the loop did not promote a new model during the replay")
+        raise click.ClickException(
+            "the loop did not promote a new model "
+            + (f"within --max-seconds {max_seconds:g}" if until == "promoted"
+               else "during the replay") + f"; see {summary.folder}")
 
 
 class _ReplayProgress:
-    """A rich progress bar for the replay, or plain lines every 10% when headless."""
+    """A rich progress bar for the replay, or plain lines when headless. ``total`` is
+    None when the replay runs until the loop promotes (no fixed end)."""
+
+    EVERY = 1500  # headless, no fixed end: a line every this many events
 
     def __init__(self, console: Console, headless: bool) -> None:
         self.console, self.headless = console, headless
@@ -426,18 +617,20 @@ class _ReplayProgress:
             self.bar.start()
         return self.factory
 
-    def factory(self, total: int) -> Any:
+    def factory(self, total: int | None) -> Any:
         if self.bar is not None:  # the bar's label is the status line: the loop's state
             task = self.bar.add_task("replaying traffic · loop IDLE", total=total)
             return lambda done, state: self.bar.update(
-                task, completed=done, description=f"replaying traffic · loop {state}")
-        marks = {total * k // 10 for k in range(1, 11)}
+                task, completed=done, description=f"replaying traffic · {done:,} events · "
+                f"loop {state}")
+        step = self.EVERY if total is None else max(1, total // 10)
         reached = [0]
 
         def line(done: int, state: str) -> None:  # headless: transitions print their own line
-            for mark in sorted(m for m in marks if reached[0] < m <= done):
-                self.console.print(f"replayed {mark:,} of {total:,} events")
-            reached[0] = max(reached[0], done)
+            while reached[0] + step <= done:
+                reached[0] += step
+                of = "" if total is None else f" of {total:,}"
+                self.console.print(f"replayed {reached[0]:,}{of} events · loop {state}")
         return line
 
     def __exit__(self, *exc: object) -> None:

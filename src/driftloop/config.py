@@ -1,151 +1,314 @@
-"""Settings: defaults, then ``driftloop.toml``, then ``DRIFTLOOP_*`` environment variables.
+"""Settings: defaults, then ``driftloop.toml``, then ``DRIFTLOOP_*`` environment variables,
+then command-line options, each source winning over the one before.
 
-Every field can be set in the ``[driftloop]`` table of the TOML file or as
-``DRIFTLOOP_<FIELD>`` (upper case); the environment wins. A bad value names the field and
+:class:`Settings` is a frozen pydantic model, so constructing one in code (as tests and the
+demo do) reads no file and no environment; :meth:`Settings.load` is the one place that does,
+through pydantic-settings. Every field can be set in the ``[driftloop]`` table of the TOML
+file or as ``DRIFTLOOP_<FIELD>`` (upper case). Mapping fields (``trainer_options``) take JSON
+or nested variables (``DRIFTLOOP_TRAINER_OPTIONS__ESTIMATOR=...``); list fields take JSON or
+comma-separated text.
+
+The ``DRIFTLOOP_`` prefix is shared with variables that are not settings (the Gemini
+stand-in's ``DRIFTLOOP_GEMINI_BASE_URL``, the tests' ``DRIFTLOOP_TEST_POSTGRES``): an unknown
+variable is warned about once and ignored, never fatal. An unknown key in a TOML file the
+user wrote is an error, since there it can only be a typo. A bad value names the field and
 where it came from.
+
+>>> Settings(drift_window=1000).drift_window
+1000
+>>> Settings(drift_window=0)
+Traceback (most recent call last):
+...
+driftloop.config.SettingsError: drift_window: Input should be greater than or equal to 1 (got 0)
 """
 
 from __future__ import annotations
 
-import dataclasses
+import difflib
 import json
+import logging
 import os
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 ENV_PREFIX = "DRIFTLOOP_"
+#: How ``driftloop serve`` hands its resolved settings to each worker process: one JSON
+#: blob, so a worker builds exactly what the parent validated (no per-field re-parsing).
+RESOLVED_ENV = "DRIFTLOOP_RESOLVED_SETTINGS"
+#: ``DRIFTLOOP_*`` variables that are not settings but are known to the project.
+NOT_SETTINGS = frozenset({RESOLVED_ENV, "DRIFTLOOP_GEMINI_BASE_URL", "DRIFTLOOP_TEST_POSTGRES",
+                          "DRIFTLOOP_CODE_REVISION", "DRIFTLOOP_CONFIG"})
+DEFAULT_CONFIG = Path("driftloop.toml")
+
+logger = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Share = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class SettingsError(ValueError):
     """A setting has a bad value; the message names it and its source."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the server and the loop are configured with."""
+def _split_list(value: Any) -> Any:
+    """``a,b`` or a JSON list from an environment variable; a list from TOML or code."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return tuple(json.loads(text))
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return value
 
-    model_name: str = "model"
-    data_dir: Path = Path("artifacts")
-    database_url: str = ""  # default: sqlite:///<data_dir>/driftloop.db
-    reference: Path | None = None  # training data when the champion has no snapshot
-    label_column: str = "label"
-    ignore_columns: tuple[str, ...] = ("request_id", "event_timestamp", "ts")
-    admin_token: str | None = field(default=None, repr=False)
+
+class Settings(BaseModel):
+    """Everything the server and the loop are configured with.
+
+    The field descriptions are the configuration reference (``docs/configuration.md`` is
+    generated from this model's JSON schema)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    model_name: str = Field("model", description="The registry name of the served model.")
+    data_dir: Path = Field(Path("artifacts"),
+                           description="Artifacts, dataset snapshots and the SQLite database.")
+    database_url: str = Field("", description="sqlite:///… or postgresql+psycopg://… "
+                              "(default: SQLite in data_dir).")
+    reference: Path | None = Field(None, description="Training data used as the drift "
+                                   "reference when the champion has no snapshot.")
+    label_column: str = Field("label", description="The label column of the training data.")
+    ignore_columns: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("request_id", "event_timestamp", "ts"),
+        description="Columns of the training data that are not features.")
+    admin_token: str | None = Field(None, repr=False,
+                                    description="Bearer token for the mutating endpoints.")
+    threads: int | None = Field(None, ge=1, description=(
+        "BLAS/OpenMP threads for training and for each server process's scoring. Default: "
+        "half the CPUs this process may use (at least 1), since OpenMP threads that spin on "
+        "a busy machine slow training by 10-40x."))
     # serving
-    max_batch: int = 64
-    max_wait_ms: float = 10.0  # measured: benchmarks/serve_bench.py
-    max_queue: int = 2048
-    max_body_bytes: int = 1_000_000
-    max_batch_rows: int = 1000
-    candidate_timeout: float = 2.0
-    traffic_mode: str = "off"
-    candidate_weight: float = 0.0
-    shadow_fraction: float = 1.0
-    poll_interval: float = 0.5
+    max_batch: PositiveInt = Field(64, description="Rows per model call.")
+    max_wait_ms: float = Field(10.0, ge=0, description="How long a batch waits for company "
+                               "under load (measured: benchmarks/serve_bench.py).")
+    max_queue: PositiveInt = Field(2048, description="Queued rows before 503.")
+    max_body_bytes: PositiveInt = Field(1_000_000, description="Largest request body.")
+    max_batch_rows: PositiveInt = Field(1000, description="Rows in one /predict/batch.")
+    candidate_timeout: float = Field(2.0, gt=0, description="Seconds a mirrored candidate "
+                                     "call may take.")
+    traffic_mode: str = Field("off", description="off, shadow, canary or ab.")
+    candidate_weight: float = Field(0.0, ge=0, le=1, description="Canary/A-B share.")
+    shadow_fraction: float = Field(1.0, ge=0, le=1, description="Share of traffic mirrored "
+                                   "to the candidate in shadow mode.")
+    poll_interval: float = Field(0.5, gt=0, le=0.5, description="Seconds between registry "
+                                 "polls (a hot swap reaches every worker within this).")
+    workers_start_timeout: PositiveInt = Field(60, description=(
+        "Seconds a server worker may take to start and to answer the supervisor's health "
+        "check before it is restarted (a busy machine needs more than uvicorn's 5)."))
     # observation and drift
-    observe_queue: int = 20_000
-    drift_window: int = 5000
-    drift_panes: int = 2
-    pane_seconds: float | None = None  # time-based panes (needed with several workers)
-    log_predictions: bool = True
+    observe_queue: PositiveInt = Field(20_000, description="Observations waiting for the "
+                                       "detector; beyond it they are dropped and counted.")
+    drift_window: PositiveInt = Field(5000, description="Events in the sliding window.")
+    drift_panes: PositiveInt = Field(2, description="Panes the window slides by.")
+    pane_seconds: float | None = Field(None, gt=0, description="Time-based panes (needed "
+                                       "with several workers).")
+    log_predictions: bool = Field(True, description="Keep every prediction for labels.")
     # the retraining loop (RetrainOrchestrator, ShadowGate)
-    retrain_on_drift: bool = True
-    trainer: str = "driftloop.training.sklearn:SklearnTrainer"  # import path of a Trainer
-    trainer_options: dict[str, Any] = field(default_factory=dict)  # its keyword arguments
-    train_timeout: float = 600.0  # seconds; the trainer's process is killed after it
-    train_attempts: int = 2  # tries of the training step (a restart mid-training is one)
-    snapshot_rows: int = 20_000  # the newest labelled rows since the champion was made
-    min_train_rows: int = 200  # wait (up to step_timeout) until this many are labelled
-    parent_sample: float = 0.0  # share of the parent's training rows mixed in
-    holdout_fraction: float = 0.2
-    gate_metric: str = "accuracy"
-    min_delta: float = 0.0  # the improvement the candidate must show
-    gate_alpha: float = 0.05
-    min_samples: int = 200  # labelled shadow pairs before any decision
-    shadow_max_duration: float = 3600.0  # then the candidate is rejected as inconclusive
-    max_error_rate_ratio: float = 1.5
-    max_latency_ratio: float = 1.5
-    rollback_delta: float = 0.05  # post-promotion watch: roll back if worse by more
-    watch_samples: int = 200
-    watch_duration: float = 1800.0
-    cooldown: float = 300.0  # after a run, drift and schedule triggers are ignored
-    retrain_interval: float | None = None  # seconds between scheduled runs; None: off
-    step_timeout: float = 1800.0  # the longest any other step may take
+    retrain_on_drift: bool = Field(True, description="A drift alarm starts a run.")
+    trainer: str = Field("driftloop.training.sklearn:SklearnTrainer",
+                         description="Import path of the Trainer class.")
+    trainer_options: dict[str, Any] = Field(default_factory=dict,
+                                            description="The trainer's keyword arguments.")
+    train_timeout: float = Field(600.0, gt=0, description="Seconds; the trainer's process "
+                                 "is killed after it.")
+    train_attempts: PositiveInt = Field(2, description="Tries of the training step (a "
+                                        "restart mid-training is one).")
+    snapshot_rows: PositiveInt = Field(20_000, description="The newest labelled rows since "
+                                       "the champion was made.")
+    min_train_rows: PositiveInt = Field(200, description="Wait (up to step_timeout) until "
+                                        "this many are labelled.")
+    parent_sample: Share = Field(0.0, description="Share of the parent's training rows "
+                                 "mixed into a snapshot.")
+    holdout_fraction: float = Field(0.2, gt=0, lt=1, description="Share of a snapshot held "
+                                    "out for evaluation.")
+    gate_metric: str = Field("accuracy", description="The metric the shadow gate tests.")
+    min_delta: float = Field(0.0, description="The improvement the candidate must show.")
+    gate_alpha: Share = Field(0.05, description="The gate's error rate.")
+    min_samples: PositiveInt = Field(200, description="Labelled shadow pairs before any "
+                                     "decision.")
+    shadow_max_duration: float = Field(3600.0, gt=0, description="Then the candidate is "
+                                       "rejected as inconclusive.")
+    max_error_rate_ratio: float = Field(1.5, gt=0, description="Candidate/champion error "
+                                        "rate allowed.")
+    max_latency_ratio: float = Field(1.5, gt=0, description="Candidate/champion latency "
+                                     "allowed.")
+    rollback_delta: float = Field(0.05, ge=0, description="Post-promotion watch: roll back "
+                                  "if worse by more.")
+    watch_samples: PositiveInt = Field(200, description="Labelled answers the watch needs.")
+    watch_duration: float = Field(1800.0, gt=0, description="Seconds the watch lasts.")
+    cooldown: float = Field(300.0, ge=0, description="After a run, drift and schedule "
+                            "triggers are ignored for this many seconds.")
+    retrain_interval: float | None = Field(None, gt=0, description="Seconds between "
+                                           "scheduled runs; unset: off.")
+    step_timeout: float = Field(1800.0, gt=0, description="The longest any other step may "
+                                "take.")
 
-    def __post_init__(self) -> None:
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _settings_error(exc, values) from None
+
+    def model_post_init(self, context: Any, /) -> None:
         if not self.database_url:
             object.__setattr__(self, "database_url",
                                f"sqlite:///{Path(self.data_dir) / 'driftloop.db'}")
-        positive = ("max_batch", "max_queue", "max_body_bytes", "max_batch_rows",
-                    "observe_queue", "drift_window", "drift_panes", "train_attempts",
-                    "snapshot_rows", "min_train_rows", "min_samples", "watch_samples")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{name}: must be >= 1, got {getattr(self, name)!r}")
-        for name in ("parent_sample", "gate_alpha"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise SettingsError(f"{name}: must be in [0, 1), got {getattr(self, name)!r}")
-        if not 0.0 < self.holdout_fraction < 1.0:
-            raise SettingsError(f"holdout_fraction: must be in (0, 1), got "
-                                f"{self.holdout_fraction!r}")
-        if self.poll_interval <= 0 or self.poll_interval > 0.5:
-            raise SettingsError(f"poll_interval: must be in (0, 0.5] seconds, got "
-                                f"{self.poll_interval!r}")
+
+    _split = field_validator("ignore_columns", mode="before")(_split_list)
+
+    @property
+    def resolved_threads(self) -> int:
+        """``threads``, or half the CPUs this process may use (at least 1)."""
+        return self.threads or max(1, available_cpus() // 2)
+
+    def to_blob(self) -> str:
+        """The resolved settings as one JSON text (what ``serve`` hands its workers)."""
+        return self.model_dump_json()
 
     @classmethod
-    def load(cls, path: Path | None = None, env: dict[str, str] | None = None,
+    def from_blob(cls, blob: str) -> Settings:
+        return cls.model_validate_json(blob)
+
+    @classmethod
+    def load(cls, path: Path | None = None, env: Mapping[str, str] | None = None,
              **overrides: Any) -> Settings:
-        """Defaults ← ``path`` (default ``./driftloop.toml`` if present) ← environment ←
-        ``overrides`` (command-line options; ``None`` means not given)."""
-        values: dict[str, Any] = {}
-        hints = get_type_hints(cls)
-        toml_path = path or Path("driftloop.toml")
-        if toml_path.is_file():
-            with toml_path.open("rb") as handle:
-                table = tomllib.load(handle).get("driftloop", {})
-            for key, raw in table.items():
-                values[key] = _coerce(key, raw, hints, f"{toml_path}")
-        for key, raw in (os.environ if env is None else env).items():
-            if key.startswith(ENV_PREFIX):
-                name = key.removeprefix(ENV_PREFIX).lower()
-                values[name] = _coerce(name, raw, hints, f"${key}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise SettingsError(f"{sorted(unknown)[0]}: not a driftloop setting")
-        return cls(**values)
+        """Defaults ← ``path`` (default ``$DRIFTLOOP_CONFIG`` or ``./driftloop.toml`` if
+        present) ← environment ← ``overrides`` (command-line options; ``None`` means not
+        given). A worker started by ``driftloop serve`` takes its parent's resolved blob."""
+        environ = os.environ if env is None else env
+        if (blob := environ.get(RESOLVED_ENV)) and not overrides and path is None:
+            return cls.from_blob(blob)
+        explicit = path or (Path(environ["DRIFTLOOP_CONFIG"])
+                            if environ.get("DRIFTLOOP_CONFIG") else None)
+        toml_path = explicit or DEFAULT_CONFIG
+        if explicit is not None and not explicit.is_file():
+            raise SettingsError(f"config: {explicit} does not exist")
+        table = _read_table(toml_path) if toml_path.is_file() else {}
+        fields = set(cls.model_fields)
+        for key in table:
+            if key not in fields:
+                raise SettingsError(f"{key}: not a driftloop setting (in {toml_path})"
+                                    f"{_did_you_mean(key, fields)}")
+        env_values = {k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
+        for key in sorted(env_values):
+            name = key.removeprefix(ENV_PREFIX).lower().split("__", 1)[0]
+            if name not in fields and key not in NOT_SETTINGS and key not in _warned:
+                _warned.add(key)
+                logger.warning("ignoring $%s: not a driftloop setting%s", key,
+                               _did_you_mean(name, fields))
+        given = {k: v for k, v in overrides.items() if v is not None}
+        try:
+            return cls.model_validate(_read_sources(table, env_values, given))
+        except ValidationError as exc:
+            raise _settings_error(exc, given, table=table, toml_path=toml_path,
+                                  environ=env_values) from None
 
 
-def _coerce(name: str, raw: Any, hints: dict[str, Any], source: str) -> Any:
-    if name not in hints:
-        raise SettingsError(f"{name}: not a driftloop setting (from {source})")
-    kind = str(hints[name])
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; ``os.cpu_count`` elsewhere)."""
     try:
-        if isinstance(raw, str):
-            if "bool" in kind:
-                if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                    raise ValueError(raw)
-                return raw.lower() in ("1", "true", "yes")
-            if "tuple" in kind:
-                return tuple(part.strip() for part in raw.split(",") if part.strip())
-            if "dict" in kind:
-                value = json.loads(raw)
-                if not isinstance(value, dict):
-                    raise ValueError(raw)
-                return value
-            if "int" in kind and "float" not in kind:
-                return int(raw)
-            if "float" in kind:
-                return None if raw == "" and "None" in kind else float(raw)
-            if "Path" in kind:
-                return Path(raw) if raw else None
-            return raw
-        if "tuple" in kind and isinstance(raw, list):
-            return tuple(raw)
-        if "Path" in kind and raw is not None:
-            return Path(raw)
-        return raw
-    except ValueError as exc:
-        raise SettingsError(f"{name}: {raw!r} from {source} is not a valid {kind}") from exc
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _read_table(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config: {path} is not valid TOML: {exc}") from None
+    table = document.get("driftloop", {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"config: [driftloop] in {path} must be a table")
+    return table
+
+
+def _did_you_mean(name: str, fields: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(fields), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _settings_error(exc: ValidationError, given: Mapping[str, Any], *,
+                    table: Mapping[str, Any] | None = None, toml_path: Path | None = None,
+                    environ: Mapping[str, str] | None = None) -> SettingsError:
+    """The first error, naming the field, the bad value and where it came from."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else "settings"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "not a driftloop setting"
+    env_key = f"{ENV_PREFIX}{field.upper()}"
+    if field in given:
+        source = f"got {given[field]!r}"
+    elif environ and env_key in environ:
+        source = f"got {environ[env_key]!r} from ${env_key}"
+    elif table and field in table:
+        source = f"got {table[field]!r} from {toml_path}"
+    else:
+        source = ""
+    return SettingsError(f"{field}: {message}" + (f" ({source})" if source else ""))
+
+
+class _TomlTable(PydanticBaseSettingsSource):
+    """The ``[driftloop]`` table of the TOML file, already read."""
+
+    def __init__(self, settings_cls: type[BaseSettings], table: Mapping[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self.table = table
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.table.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.table)
+
+
+def _read_sources(table: Mapping[str, Any], environ: Mapping[str, str],
+                  given: Mapping[str, Any]) -> dict[str, Any]:
+    """pydantic-settings reads and parses the sources: the command line (``given``) over
+    the environment over the TOML table. The result is validated again as :class:`Settings`
+    (so a value is checked the same way whatever its source)."""
+
+    class Sources(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__",
+                                          extra="ignore", case_sensitive=False)
+
+        @classmethod
+        def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                       init_settings: PydanticBaseSettingsSource,
+                                       env_settings: PydanticBaseSettingsSource,
+                                       dotenv_settings: PydanticBaseSettingsSource,
+                                       file_secret_settings: PydanticBaseSettingsSource,
+                                       ) -> tuple[PydanticBaseSettingsSource, ...]:
+            env = EnvSettingsSource(settings_cls, env_prefix=ENV_PREFIX,
+                                    env_nested_delimiter="__", case_sensitive=False)
+            env.env_vars = {k.lower(): v for k, v in environ.items() if v != ""}  # unset
+            return init_settings, env, _TomlTable(settings_cls, table)
+
+    fields: dict[str, Any] = {name: (info.annotation, info)
+                              for name, info in Settings.model_fields.items()}
+    model = create_model("Sources", __base__=Sources,
+                         __validators__={"split": field_validator(
+                             "ignore_columns", mode="before")(_split_list)}, **fields)
+    return model(**given).model_dump()

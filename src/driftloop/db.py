@@ -135,6 +135,19 @@ drift_reports = sa.Table(
     sa.Column("report", sa.JSON, nullable=False),
 )
 
+#: One row per serving process: its proof of life, so the CLI can tell whether a server is
+#: running (``driftloop status``, ``driftloop retrain``) instead of trusting stale state.
+server_heartbeats = sa.Table(
+    "server_heartbeats",
+    metadata,
+    sa.Column("instance", sa.String(200), primary_key=True),  # host:pid:id
+    sa.Column("model_name", sa.String(200), nullable=False, index=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("beat_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stopped_at", sa.DateTime(timezone=True)),
+    sa.Column("drives_loop", sa.Boolean, nullable=False),
+)
+
 #: Retraining runs: the RetrainOrchestrator's persisted state machine, one row per run.
 #: ``active`` is true until the run ends; the partial unique index allows one active run
 #: per model, so two processes triggering at once cannot both start one.

@@ -27,14 +27,16 @@ import uvicorn
 
 from driftloop.config import Settings
 from driftloop.data.snapshots import EVENT_TIMESTAMP, SnapshotStore
-from driftloop.demo.stream import Stream, drifting_stream
+from driftloop.demo.stream import DriftingStream
 from driftloop.registry import ModelRegistry
 from driftloop.serving.app import create_app
+from driftloop.threads import limit_threads
 from driftloop.training.sklearn import SklearnTrainer
 
 MODEL = "demo"
 ESTIMATOR = "sklearn.ensemble.HistGradientBoostingClassifier"
 BASE_RATE = 100.0  # events per second at --speed 1
+UNBOUNDED = 10**12  # until="promoted": no fixed end to the stream
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class DemoOptions:
     port: int = 8000
     admin_token: str | None = None
     until: str = "promoted"  # or "end"
+    max_seconds: float = 900.0  # with until="promoted": the replay's time budget
     speed: float = 1.0
     seed: int = 7
     train_rows: int = 3000
@@ -72,6 +75,7 @@ class Summary:
     accuracy_before_shift: float | None = None
     old_accuracy_after_shift: float | None = None
     new_accuracy_after_shift: float | None = None
+    interrupted: bool = False
 
     @property
     def promoted(self) -> bool:
@@ -88,13 +92,12 @@ def demo_settings(folder: Path, options: DemoOptions, token: str) -> Settings:
         cooldown=30.0, watch_samples=300, train_timeout=300.0)
 
 
-def train_first_version(settings: Settings, stream: Stream, rows: int) -> int:
+def train_first_version(settings: Settings, stream: DriftingStream, rows: int) -> int:
     """v1: the first ``rows`` events as a snapshot, fitted by the built-in trainer and
     promoted — the champion the loop starts from."""
     registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
     start = datetime.now(UTC) - timedelta(seconds=rows)
-    frame = stream.features.iloc[:rows].assign(
-        label=stream.labels.iloc[:rows].to_numpy(),
+    frame = stream.frame(0, rows).assign(
         request_id=[f"train-{i}" for i in range(rows)],
         **{EVENT_TIMESTAMP: [start + timedelta(seconds=i) for i in range(rows)]})
     snapshot = SnapshotStore(settings.data_dir, engine=registry.engine).write(
@@ -136,7 +139,7 @@ class ServerThread:
 class Replay:
     """Sends the stream to the server and keeps score of what came back."""
 
-    def __init__(self, client: httpx.Client, stream: Stream, options: DemoOptions,
+    def __init__(self, client: httpx.Client, stream: DriftingStream, options: DemoOptions,
                  first: int, on_state: Callable[[dict[str, Any], int], None]) -> None:
         self.client, self.stream, self.options = client, stream, options
         self.first = first
@@ -168,13 +171,13 @@ class Replay:
         return event
 
     def _predict(self, start: int, end: int) -> None:
-        rows = self.stream.features.iloc[start:end].to_dict(orient="records")
+        rows = self.stream.rows(start, end)
         body = {"rows": [{"features": r, "request_id": f"e{start + i}-{secrets.token_hex(3)}"}
                          for i, r in enumerate(rows)]}
         response = self.client.post("/predict/batch", json=body)
         response.raise_for_status()
         for i, answer in enumerate(response.json()["predictions"]):
-            label = int(self.stream.labels.iloc[start + i])
+            label = self.stream.label(start + i)
             correct = answer["output"]["prediction"] == label
             self.answers.append((start + i, answer["model_version"], label, correct))
             self._labels.append((start + i, answer["request_id"], label))
@@ -203,8 +206,8 @@ class Demo:
         self.token = options.admin_token or secrets.token_urlsafe(16)
         self.settings = demo_settings(self.folder, options, self.token)
         o = options
-        self.stream = drifting_stream(o.train_rows + o.before_shift + o.after_shift,
-                                      o.train_rows + o.before_shift, seed=o.seed)
+        self.stream = DriftingStream(o.train_rows + o.before_shift, seed=o.seed)
+        self.current: Replay | None = None
         self.state = "IDLE"
         self.summary = Summary(str(self.folder), "", shift_event=self.stream.shift_at)
         self._shift_time: float | None = None
@@ -248,20 +251,33 @@ class Demo:
     def _since_shift(self) -> float | None:
         return None if self._shift_time is None else time.monotonic() - self._shift_time
 
+    @property
+    def fixed_events(self) -> int:
+        """The events of ``--until end`` (after the training rows)."""
+        return self.options.before_shift + self.options.after_shift
+
     def replay(self, client: httpx.Client, progress: Callable[[int], None]) -> Replay:
+        """``until="end"``: the fixed stream. ``until="promoted"``: as long as the loop
+        needs (a busy machine trains and shadows slower), within ``max_seconds``."""
         o, s = self.options, self.summary
         self.client = client
-        replay = Replay(client, self.stream, o, o.train_rows, self.observe)
-        total = len(self.stream.labels)
-        replay.run(total, stop=lambda: o.until == "promoted" and s.promoted, progress=progress)
+        replay = self.current = Replay(client, self.stream, o, o.train_rows, self.observe)
+        if o.until == "end":
+            replay.run(o.train_rows + self.fixed_events, stop=lambda: False, progress=progress)
+        else:
+            deadline = time.monotonic() + o.max_seconds
+            replay.run(UNBOUNDED, progress=progress,
+                       stop=lambda: s.promoted or time.monotonic() > deadline)
         if s.promoted_event is not None:  # keep going a little to measure the new champion
-            replay.run(min(total, replay.first + o.after_promotion), stop=lambda: False,
-                       progress=progress)
-        s.events_sent = replay.first - o.train_rows
+            last = replay.first + o.after_promotion
+            if o.until == "end":
+                last = min(last, o.train_rows + self.fixed_events)
+            replay.run(last, stop=lambda: False, progress=progress)
         return replay
 
     def finish(self, client: httpx.Client, replay: Replay) -> Summary:
         s = self.summary
+        s.events_sent = replay.first - self.options.train_rows
         settle = s.shift_event + 200  # ConceptDriftStream's transition width
         s.accuracy_before_shift = replay.accuracy(0, s.shift_event, s.old_champion)
         s.old_accuracy_after_shift = replay.accuracy(settle, 10**9, s.old_champion)
@@ -277,26 +293,35 @@ class Demo:
 
 
 def run_demo(options: DemoOptions, *, say: Callable[[str], None],
-             progress_factory: Callable[[int], Callable[[int, str], None]],
+             progress_factory: Callable[[int | None], Callable[[int, str], None]],
              open_browser: bool = False) -> Summary:
     """The whole demo; ``progress_factory(total)`` returns the replay's progress callback,
-    called with the events replayed so far and the loop's state (a status line)."""
+    called with the events replayed so far and the loop's state (a status line); ``total``
+    is None when the replay runs until a promotion. Ctrl-C ends the replay early: the
+    summary so far is still measured and returned, marked ``interrupted``."""
     demo = Demo(options, say)
+    limit_threads(demo.settings.resolved_threads)  # v1's training and the server's scoring
     demo.prepare()
     server = ServerThread(demo.settings, options.host, options.port)
     url = server.start()
     demo.summary.url = url
     token = "yours" if options.admin_token else "a random one (pass --admin-token to choose)"
-    say(f"serving v1 at {url}; admin token: {token}; data in {demo.folder}")
+    say(f"dashboard at {url}/  (API docs at {url}/docs); admin token: {token}")
+    say(f"serving v1; data in {demo.folder}")
     if open_browser and (Path(__file__).parents[1] / "serving" / "static" / "index.html").exists():
         webbrowser.open(url)
     try:
         with httpx.Client(base_url=url, timeout=60,
                           headers={"Authorization": f"Bearer {demo.token}"}) as client:
-            total = len(demo.stream.labels) - options.train_rows
-            tick = progress_factory(total)
-            replay = demo.replay(client,
-                                 lambda event: tick(event - options.train_rows, demo.state))
+            tick = progress_factory(demo.fixed_events if options.until == "end" else None)
+            try:
+                replay = demo.replay(client,
+                                     lambda event: tick(event - options.train_rows, demo.state))
+            except KeyboardInterrupt:
+                demo.summary.interrupted = True
+                if demo.current is None:
+                    return demo.summary
+                replay = demo.current
             return demo.finish(client, replay)
     finally:
         server.stop()
@@ -313,7 +338,8 @@ def summary_rows(s: Summary) -> list[tuple[str, str]]:
     def shift_to(event: int | None) -> str:
         return "—" if event is None else f"{event - s.shift_event:,} events"
 
-    rows = [("events replayed", f"{s.events_sent:,}"),
+    rows = [("events replayed", f"{s.events_sent:,}" + (" (interrupted)" if s.interrupted
+                                                         else "")),
             ("false alarms before the shift", str(s.alarms_before_shift)),
             ("shift → drift alarm",
              f"{shift_to(s.alarm_event)} ({secs(s.seconds_shift_to_alarm)})"),

@@ -6,12 +6,16 @@ clusters, each with its own class; ConceptDriftStream switches, around ``shift_a
 drift detector can see it) and the classes move with them (so the old model's accuracy
 falls and a model retrained on fresh labels recovers it) — the situation the loop exists
 for. The generator ships inside the river package: nothing is downloaded.
+
+Rows are drawn on demand, so a replay can go on for as long as the loop needs (on a busy
+machine the loop takes longer, and ``driftloop demo --until promoted`` waits for it).
 """
 
 from __future__ import annotations
 
-import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -20,9 +24,53 @@ CLASSES = 3
 CENTROIDS = 10
 
 
+class DriftingStream:
+    """Events x0..x5 with labels 0..2; the concept changes around event ``shift_at``."""
+
+    def __init__(self, shift_at: int, *, width: int = 200, seed: int = 7) -> None:
+        from river.datasets import synth  # noqa: PLC0415 - river is heavy; only the demo
+
+        def rbf(model_seed: int, sample_seed: int) -> Any:
+            return synth.RandomRBF(seed_model=model_seed, seed_sample=sample_seed,
+                                   n_classes=CLASSES, n_features=FEATURES,
+                                   n_centroids=CENTROIDS)
+
+        self.shift_at = shift_at
+        self._source: Iterator[tuple[dict[Any, float], Any]] = iter(
+            synth.ConceptDriftStream(stream=rbf(seed, seed + 1),
+                                     drift_stream=rbf(seed + 4, seed + 2),
+                                     position=shift_at, width=width, seed=seed))
+        self._rows: list[dict[str, float]] = []
+        self._labels: list[int] = []
+
+    def __len__(self) -> int:
+        """Events drawn so far."""
+        return len(self._labels)
+
+    def rows(self, start: int, end: int) -> list[dict[str, float]]:
+        """The feature rows of events [start, end), drawing more as needed."""
+        self._draw(end)
+        return self._rows[start:end]
+
+    def label(self, event: int) -> int:
+        self._draw(event + 1)
+        return self._labels[event]
+
+    def frame(self, start: int, end: int) -> pd.DataFrame:
+        """Events [start, end) as a frame with a ``label`` column."""
+        rows = self.rows(start, end)
+        return pd.DataFrame(rows).assign(label=self._labels[start:end])
+
+    def _draw(self, upto: int) -> None:
+        while len(self._labels) < upto:
+            x, y = next(self._source)
+            self._rows.append({f"x{k}": float(v) for k, v in x.items()})
+            self._labels.append(int(y))
+
+
 @dataclass(frozen=True)
 class Stream:
-    """``features`` (columns x0..x5) and ``labels`` (0..2), one row per event."""
+    """A fixed sample of the stream: ``features`` (columns x0..x5) and ``labels``."""
 
     features: pd.DataFrame
     labels: pd.Series
@@ -30,17 +78,6 @@ class Stream:
 
 
 def drifting_stream(events: int, shift_at: int, *, width: int = 200, seed: int = 7) -> Stream:
-    """``events`` rows; the concept changes around row ``shift_at``."""
-    from river.datasets import synth  # noqa: PLC0415 - river is heavy; only the demo needs it
-
-    def rbf(model_seed: int, sample_seed: int) -> synth.RandomRBF:
-        return synth.RandomRBF(seed_model=model_seed, seed_sample=sample_seed,
-                               n_classes=CLASSES, n_features=FEATURES, n_centroids=CENTROIDS)
-
-    stream = synth.ConceptDriftStream(stream=rbf(seed, seed + 1),
-                                      drift_stream=rbf(seed + 4, seed + 2),
-                                      position=shift_at, width=width, seed=seed)
-    rows = list(itertools.islice(stream, events))
-    features = pd.DataFrame([{f"x{k}": float(v) for k, v in x.items()} for x, _ in rows])
-    labels = pd.Series([int(y) for _, y in rows], name="label")
-    return Stream(features, labels, shift_at)
+    """The first ``events`` events of :class:`DriftingStream`, as frames."""
+    frame = DriftingStream(shift_at, width=width, seed=seed).frame(0, events)
+    return Stream(frame.drop(columns="label"), frame["label"], shift_at)

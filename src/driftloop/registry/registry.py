@@ -200,6 +200,26 @@ class ModelRegistry:
             self._audit(conn, actor, "rollback", name, previous, reason, {"from": current})
         return self.get_version(name, previous)
 
+    def restore(self, name: str, version: int, *, reason: str,
+                actor: str = "api") -> ModelVersion:
+        """Make archived ``version`` the champion again: how a rollback is undone (a second
+        rollback walks further back instead). A reason is required, since this puts a
+        model back that someone once retired; it is kept in the audit log."""
+        if not reason or not reason.strip():
+            raise PromotionConflictError(f"{name} v{version}: restoring an archived version "
+                                         "needs a reason")
+        with db.transaction(self.engine) as conn:
+            generation = self._lock_model(conn, name)
+            row = self._row(conn, name, version)
+            if row.status != ARCHIVED:
+                raise PromotionConflictError(
+                    f"{name} v{version} is {row.status}, not archived: only archived versions "
+                    "can be restored (promote a candidate instead)")
+            self._crown(conn, name, version, generation)
+            self._audit(conn, actor, "restore", name, version, reason,
+                        {"previous": self._previous_champion(conn, name)})
+        return self.get_version(name, version)
+
     def reject_candidate(self, name: str, version: int, *, actor: str = "api",
                          reason: str | None = None) -> ModelVersion:
         """Mark a candidate rejected (kept for the record) and clear the candidate alias."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -202,6 +203,8 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
             "router": {k: v for k, v in vars(router.counters).items()},
             "alarms": len(service.alarms),
             "loop": await _in_thread(service.orchestrator.state),
+            "worker": {"pid": os.getpid(), "instance": service.instance,
+                       "drives_loop": service.leads()},
         }
 
     @app.get("/api/drift")

@@ -31,6 +31,7 @@ from driftloop.drift import DriftDetector, DriftEvent
 from driftloop.events import EventBus
 from driftloop.models.served import ServedModel, monitored_output, plain_value, served
 from driftloop.registry import ModelRegistry, ModelVersion
+from driftloop.serving import heartbeat
 from driftloop.serving.drift_sync import DriftLeader, WindowShipper, read_report
 from driftloop.serving.hub import Hub
 from driftloop.serving.listener import RegistryListener
@@ -71,6 +72,8 @@ class ModelService:
                                                        artifacts=settings.data_dir)
         self.name = settings.model_name
         self.worker_id = f"{uuid.uuid4().hex[:8]}"
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{self.worker_id}"
+        self.started_at = datetime.now(UTC)
         self.router = AdaptiveAgentRouter(
             Traffic(settings.traffic_mode, settings.candidate_weight,  # type: ignore[arg-type]
                     settings.shadow_fraction),
@@ -98,6 +101,7 @@ class ModelService:
         self.orchestrator = RetrainOrchestrator(settings, self.registry, bus=self.bus,
                                                 on_transition=self._wake_follower)
         self._looper: asyncio.Task[None] | None = None
+        self._beater: asyncio.Task[None] | None = None
         self._new_reference: tuple[pd.DataFrame, list[Any]] | None = None
         #: (time, seconds) of recent answered requests, and the failed ones: the dashboard's
         #: live latency and error rate (Prometheus has the full histograms).
@@ -131,7 +135,7 @@ class ModelService:
                                  on_alarms=self._on_worker_alarms, on_batch=self._on_observed)
         self.observer.start()
         if self.settings.pane_seconds is not None:  # several workers: share one drift view
-            worker = f"{socket.gethostname()}:{os.getpid()}:{self.worker_id}"
+            worker = self.instance
             self.shipper = WindowShipper(self.registry.engine, self.name, worker, self.detector)
             self.leader = DriftLeader(self.registry.engine, self.name, worker, self.detector)
         loop = asyncio.get_running_loop()
@@ -146,6 +150,7 @@ class ModelService:
             self._sharer = loop.create_task(self._share())
         self._looper = loop.create_task(self.orchestrator.run_forever(
             self.settings.poll_interval, leads=self.leads))
+        self._beater = loop.create_task(self._beat())
         self.hub.start()
         # What start-up built lives as long as the process: move it out of the cyclic
         # collector's way, so full collections under load stay short (p99 latency).
@@ -156,7 +161,7 @@ class ModelService:
         await self.hub.stop()
         if self.listener is not None:
             await asyncio.to_thread(self.listener.stop)
-        for task in (self._follower, self._sharer, self._looper):
+        for task in (self._follower, self._sharer, self._looper, self._beater):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -168,6 +173,8 @@ class ModelService:
             await asyncio.to_thread(self.leader.release)
         if self.writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
+        with contextlib.suppress(Exception):  # best effort: a stale beat says the same
+            await asyncio.to_thread(heartbeat.stopped, self.registry.engine, self.instance)
         await self.router.close()
         self.registry.engine.dispose()
         mark_process_dead(os.getpid())
@@ -228,6 +235,17 @@ class ModelService:
                 await self.refresh()
             except Exception:  # a registry hiccup must not stop following it
                 logger.exception("following the registry failed; retrying")
+
+    async def _beat(self) -> None:
+        """Proof of life for the CLI (``driftloop status`` / ``retrain``)."""
+        while True:
+            try:
+                await asyncio.to_thread(heartbeat.beat, self.registry.engine, self.name,
+                                        self.instance, started_at=self.started_at,
+                                        drives_loop=self.leads())
+            except Exception:
+                logger.exception("writing the heartbeat failed; retrying")
+            await asyncio.sleep(heartbeat.INTERVAL)
 
     async def _share(self) -> None:
         """Drift sharing on its own clock, so database work never delays a swap."""

@@ -316,6 +316,7 @@ class RetrainOrchestrator:
             params={}, data_dir=str(self.settings.data_dir),
             database_url=self.settings.database_url, model_name=self.name,
             snapshot_id=run.snapshot_id, parent_version=run.parent_version,
+            threads=self.settings.resolved_threads,
             out_dir=str(Path(self.settings.data_dir) / "runs" / run.id / f"attempt-{attempt}"))
 
         async def on_log(line: str) -> None:

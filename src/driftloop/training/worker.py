@@ -51,6 +51,7 @@ class TrainingJob:
     snapshot_id: str
     out_dir: str
     parent_version: int | None = None
+    threads: int = 1  # BLAS/OpenMP threads the trainer may use (driftloop.threads)
 
 
 async def train_in_subprocess(job: TrainingJob, *, timeout_s: float,
@@ -59,11 +60,14 @@ async def train_in_subprocess(job: TrainingJob, *, timeout_s: float,
 
     Raises :class:`TrainingTimeoutError` after ``timeout_s`` (the child's whole process
     group is killed) and :class:`TrainerError` when the trainer fails."""
+    from driftloop.threads import thread_environment  # noqa: PLC0415
+
     Path(job.out_dir).mkdir(parents=True, exist_ok=True)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "driftloop.training.worker",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+        env=thread_environment(job.threads))
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(json.dumps(asdict(job)).encode())
     proc.stdin.close()
@@ -138,6 +142,13 @@ def _exit_with_parent() -> None:
 
 def run_job(job: TrainingJob) -> None:
     """The child's work: load, train, save. Import-light until the job is known."""
+    from driftloop.config import available_cpus  # noqa: PLC0415
+    from driftloop.threads import limit_threads  # noqa: PLC0415
+
+    limit_threads(job.threads)
+    logging.getLogger(__name__).info(
+        "training with %d BLAS/OpenMP thread%s (%d CPUs available to this process; "
+        "setting: threads)", job.threads, "" if job.threads == 1 else "s", available_cpus())
     from driftloop.data.snapshots import SnapshotStore  # noqa: PLC0415
     from driftloop.fsutil import write_atomic  # noqa: PLC0415
     from driftloop.models.base import adapter_for, default_adapters  # noqa: PLC0415
