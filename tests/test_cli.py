@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -14,11 +15,14 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from scipy.stats import ks_2samp
+from tests.served_model import cancer_frame, push
 
 from driftloop import db
 from driftloop.cli import EXIT_DRIFT, main
 from driftloop.config import Settings
 from driftloop.examples import breast_cancer_shift
+from driftloop.registry import ModelRegistry
+from driftloop.serving import heartbeat
 
 
 @pytest.fixture(scope="module")
@@ -152,9 +156,6 @@ def test_registry_commands_tell_the_truth_about_the_server(served_settings: Sett
 
 
 def test_status_follows_the_heartbeat_of_a_server(served_settings: Settings) -> None:
-    from driftloop.registry import ModelRegistry
-    from driftloop.serving import heartbeat
-
     common = ["--data-dir", str(served_settings.data_dir), "--model", "cancer", "--json"]
     engine = ModelRegistry.open(served_settings.database_url,
                                 artifacts=served_settings.data_dir).engine
@@ -173,14 +174,11 @@ def test_status_follows_the_heartbeat_of_a_server(served_settings: Settings) -> 
     status = json.loads(run("status", *common)[1])
     assert not status["server"]["running"] and status["server"]["last_beat_age_s"] >= 300
     code, out = run("status", *common[:-1])
-    assert "gone (no heartbeat), last heartbeat 5.0 min ago" in out
+    assert code == 0 and re.search(r"gone \(no heartbeat\), last heartbeat 5\.\d min ago", out)
     engine.dispose()
 
 
 def test_a_rollback_can_be_undone(served_settings: Settings) -> None:
-    from driftloop.registry import ModelRegistry
-    from tests.served_model import cancer_frame, push
-
     registry = ModelRegistry.open(served_settings.database_url,
                                   artifacts=served_settings.data_dir)
     champion = registry.get_champion("cancer")
