@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -49,3 +51,17 @@ def start_server(settings: Settings, workers: int, *, admin_token: str | None = 
             break
     proc.kill()
     raise AssertionError(f"server did not start: {log.read_text()}")
+
+
+@contextlib.contextmanager
+def cpu_burners(count: int = 2) -> Iterator[None]:
+    """``count`` processes spinning on a core each, as a user's busy machine has: what the
+    busy-machine tests run beside."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+               for _ in range(count)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()

@@ -297,20 +297,21 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None],
              open_browser: bool = False) -> Summary:
     """The whole demo; ``progress_factory(total)`` returns the replay's progress callback,
     called with the events replayed so far and the loop's state (a status line); ``total``
-    is None when the replay runs until a promotion. Ctrl-C ends the replay early: the
+    is None when the replay runs until a promotion. Ctrl-C ends the demo early: the
     summary so far is still measured and returned, marked ``interrupted``."""
     demo = Demo(options, say)
-    limit_threads(demo.settings.resolved_threads)  # v1's training and the server's scoring
-    demo.prepare()
-    server = ServerThread(demo.settings, options.host, options.port)
-    url = server.start()
-    demo.summary.url = url
-    token = "yours" if options.admin_token else "a random one (pass --admin-token to choose)"
-    say(f"dashboard at {url}/  (API docs at {url}/docs); admin token: {token}")
-    say(f"serving v1; data in {demo.folder}")
-    if open_browser and (Path(__file__).parents[1] / "serving" / "static" / "index.html").exists():
-        webbrowser.open(url)
+    server: ServerThread | None = None
     try:
+        limit_threads(demo.settings.resolved_threads)  # v1's training, the server's scoring
+        demo.prepare()
+        server = ServerThread(demo.settings, options.host, options.port)
+        url = demo.summary.url = server.start()
+        token = "yours" if options.admin_token else "a random one (pass --admin-token)"
+        say(f"dashboard at {url}/  (API docs at {url}/docs); admin token: {token}")
+        say(f"serving v1; data in {demo.folder}")
+        if open_browser and (Path(__file__).parents[1] / "serving" / "static"
+                             / "index.html").exists():
+            webbrowser.open(url)
         with httpx.Client(base_url=url, timeout=60,
                           headers={"Authorization": f"Bearer {demo.token}"}) as client:
             tick = progress_factory(demo.fixed_events if options.until == "end" else None)
@@ -323,8 +324,12 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None],
                     return demo.summary
                 replay = demo.current
             return demo.finish(client, replay)
+    except KeyboardInterrupt:  # before the replay: setting up
+        demo.summary.interrupted = True
+        return demo.summary
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
 
 
 def summary_rows(s: Summary) -> list[tuple[str, str]]:
