@@ -13,11 +13,13 @@ STATIC := src/driftloop/serving/static/index.html
 DASHBOARD_SOURCES := $(shell find $(DASHBOARD)/src $(DASHBOARD)/index.html \
                        $(DASHBOARD)/vite.config.ts $(DASHBOARD)/tsconfig.json -type f 2>/dev/null)
 
-.PHONY: setup run example test lint dashboard bench clean
+.PHONY: setup run example test test-torch lint dashboard bench clean
 
+# pip shows its progress: a first install takes minutes and must not look stuck.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@echo "setting up $(VENV) (first time: a few minutes)"
+	$(BIN)/pip install --disable-pip-version-check --progress-bar on -e '.[dev]'
 	touch $(STAMP)
 
 # The dashboard: npm ci from the lockfile, and a build whenever its sources change.
@@ -42,7 +44,7 @@ example: $(STAMP)
 	$(BIN)/driftloop drift-report $(EXAMPLE)/reference.parquet $(EXAMPLE)/current.parquet
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks hatch_build.py
 	$(BIN)/mypy
 
 # pytest exits 5 when it collects no tests: that is not a failure of the suite.
@@ -52,6 +54,13 @@ test: lint $(STATIC)
 	cd $(DASHBOARD) && npm test
 	DASHBOARD_E2E_REQUIRED=1 $(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
+
+# The optional PyTorch trainer's tests (skipped by `make test` when torch is absent). On a
+# machine without a local CPU wheel, pick the build yourself first (see pytorch.org's
+# install matrix); plain `torch` on Linux pulls CUDA wheels of several GB.
+test-torch: $(STAMP)
+	$(BIN)/pip install --disable-pip-version-check -e '.[torch]'
+	$(BIN)/python -m pytest tests/training/test_torch_mlp.py $(PYTEST_ARGS)
 
 # Benchmarks compare against peers (Evidently, alibi-detect) that pin older numpy, so they
 # get their own environment and never touch the runtime one.

@@ -48,7 +48,8 @@ ENV_PREFIX = "DRIFTLOOP_"
 RESOLVED_ENV = "DRIFTLOOP_RESOLVED_SETTINGS"
 #: ``DRIFTLOOP_*`` variables that are not settings but are known to the project.
 NOT_SETTINGS = frozenset({RESOLVED_ENV, "DRIFTLOOP_GEMINI_BASE_URL", "DRIFTLOOP_TEST_POSTGRES",
-                          "DRIFTLOOP_CODE_REVISION", "DRIFTLOOP_CONFIG"})
+                          "DRIFTLOOP_CODE_REVISION", "DRIFTLOOP_CONFIG",
+                          "DRIFTLOOP_BUILD_WITHOUT_DASHBOARD"})
 DEFAULT_CONFIG = Path("driftloop.toml")
 
 logger = logging.getLogger(__name__)

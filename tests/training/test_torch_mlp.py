@@ -27,8 +27,8 @@ from driftloop.training.sklearn import feature_frame
 from driftloop.training.torch_mlp import Fitted, TorchTrainer
 from driftloop.training.worker import TrainingJob, train_in_subprocess
 
-# torch is in the dev extra (a CPU build), so this skip only spares an install without it.
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip(
+    "torch", reason="torch is optional (the `torch` extra): `make test-torch` runs these")
 
 ROWS = 4000
 NO_SHIFT = 20_000  # past the stream's end: one concept (river overflows far beyond ~30 000)
