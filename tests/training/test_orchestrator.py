@@ -63,7 +63,8 @@ def test_a_run_goes_from_drift_to_promotion_and_back_to_idle(
     assert run.state == TRAINING and run.snapshot_id is not None and run.parent_version == 1
     run = tick(orchestrator)  # the subprocess trains; the result is pushed as candidate
     assert run.state == EVALUATING and run.candidate_version == 2
-    assert any("training" in line for line in run.log_tail)
+    assert any(f"training with {settings.resolved_threads} BLAS/OpenMP thread" in line
+               for line in run.log_tail)
     candidate = registry.get_version("demo", 2)
     assert candidate.run_id == run.id and candidate.drift_event_id == "evt-1"
     assert candidate.dataset_id == run.snapshot_id
