@@ -27,7 +27,7 @@ import uvicorn
 
 from driftloop.config import Settings
 from driftloop.data.snapshots import EVENT_TIMESTAMP, SnapshotStore
-from driftloop.demo.stream import DriftingStream
+from driftloop.demo.stream import DriftingStream, Stream
 from driftloop.registry import ModelRegistry
 from driftloop.serving.app import create_app
 from driftloop.threads import limit_threads
@@ -92,7 +92,7 @@ def demo_settings(folder: Path, options: DemoOptions, token: str) -> Settings:
         cooldown=30.0, watch_samples=300, train_timeout=300.0)
 
 
-def train_first_version(settings: Settings, stream: DriftingStream, rows: int) -> int:
+def train_first_version(settings: Settings, stream: DriftingStream | Stream, rows: int) -> int:
     """v1: the first ``rows`` events as a snapshot, fitted by the built-in trainer and
     promoted — the champion the loop starts from."""
     registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)

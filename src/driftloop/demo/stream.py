@@ -76,6 +76,10 @@ class Stream:
     labels: pd.Series
     shift_at: int
 
+    def frame(self, start: int, end: int) -> pd.DataFrame:
+        """Events [start, end) with a ``label`` column, as :meth:`DriftingStream.frame`."""
+        return self.features.iloc[start:end].assign(label=self.labels.iloc[start:end])
+
 
 def drifting_stream(events: int, shift_at: int, *, width: int = 200, seed: int = 7) -> Stream:
     """The first ``events`` events of :class:`DriftingStream`, as frames."""
