@@ -157,7 +157,7 @@ class Replay:
             self._predict(event, end)
             self._send_labels(upto=end - self.options.label_delay)
             sent += end - event
-            event = end
+            event = self.first = end  # kept current: Ctrl-C may end the replay here
             progress(event)
             now = time.monotonic()
             if now >= next_poll:
@@ -167,7 +167,6 @@ class Replay:
             if ahead > 0:
                 time.sleep(ahead)
         self._send_labels(upto=event)
-        self.first = event
         return event
 
     def _predict(self, start: int, end: int) -> None:
