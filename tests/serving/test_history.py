@@ -16,7 +16,7 @@ from driftloop.serving.history import FeedHistory, FeedRecorder
 
 def test_each_kind_keeps_its_newest_rows_per_model(db_url: str) -> None:
     engine = db.create_engine(db_url)
-    keep = {"drift": 3, "alarm": 2, "traffic": 2, "metrics": 2}
+    keep = {"drift": 3, "alarm": 2, "traffic": 2, "metrics": 2, "report": 1}
     mine, other = FeedHistory(engine, "a", keep), FeedHistory(engine, "b", keep)
     for i in range(7):
         mine.record("drift", {"pane_id": i, "psi": math.inf if i == 6 else 0.1}, 1000.0 + i)
@@ -25,7 +25,8 @@ def test_each_kind_keeps_its_newest_rows_per_model(db_url: str) -> None:
     history = mine.read()
     assert [p["pane_id"] for p in history["drift"]] == [4, 5, 6]
     assert history["drift"][-1]["psi"] is None  # JSON has no infinity
-    assert history["alarm"] == [{"id": "x"}] and history["traffic"] == history["metrics"] == []
+    assert history["alarm"] == [{"id": "x"}]
+    assert history["traffic"] == history["metrics"] == history["report"] == []
     assert [p["pane_id"] for p in other.read()["drift"]] == [104, 105, 106]
     assert mine.newest("drift") == {"pane_id": 6, "psi": None}
     with engine.connect() as conn:
@@ -63,7 +64,7 @@ def test_a_leader_records_each_evaluated_pane_once_across_a_failover(db_url: str
     history = FeedHistory(engine, "m")
     metrics = [("metrics", {"at": 100.0 + s, "requests_per_s": 1.0}) for s in range(12)]
     asyncio.run(_feed(history, False, [("drift", _leader_report(1, 10.0)), *metrics]))
-    assert history.read() == {"drift": [], "alarm": [], "traffic": [], "metrics": []}
+    assert not any(history.read().values())
     asyncio.run(_feed(history, True, [("drift", _leader_report(None, 9.0)),
                                       ("drift", _leader_report(1, 10.0)),
                                       ("drift", _leader_report(1, 11.0)), *metrics]))
@@ -75,4 +76,5 @@ def test_a_leader_records_each_evaluated_pane_once_across_a_failover(db_url: str
         "x": {"psi": 0.5, "js": 0.2, "ks": 0.3, "drifted": True}}
     # one metrics point per 5 s of the 12 seconds: at 100, 105 and 110
     assert [p["at"] for p in recorded["metrics"]] == [100.0, 105.0, 110.0]
+    assert recorded["report"] == [_leader_report(2, 13.0)]  # the newest full report
     engine.dispose()

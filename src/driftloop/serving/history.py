@@ -11,7 +11,7 @@ and a restart forgets — so the story lives in the database (``db.feed_history`
 - :class:`FeedRecorder` writes them from the process that evaluates drift (the only
   process, or the drift leader among several workers), following its event bus: every
   drift evaluation and alarm, each change of the traffic split, and a metrics point every
-  :data:`METRICS_EVERY_S` seconds. Metrics points are *that process's* view (its request
+  :data:`METRICS_EVERY_S` seconds (and the newest full report). Metrics points are *that process's* view (its request
   rate and latencies); with several workers the other workers' traffic is not in them.
 
 Writes are best effort: a database hiccup loses a point of history (logged), never a
@@ -36,8 +36,11 @@ from driftloop.serving.drift_sync import _json_safe
 logger = logging.getLogger(__name__)
 
 #: Rows kept per model and kind: a few hours of panes, alarms and splits; an hour of
-#: metrics points at one per METRICS_EVERY_S.
-KEEP: Mapping[str, int] = {"drift": 500, "alarm": 100, "traffic": 500, "metrics": 720}
+#: metrics points at one per METRICS_EVERY_S; the newest full report (histograms included),
+#: which a visitor still sees after a promotion reset the detector and before its first
+#: evaluation against the new reference, as a client that watched throughout does.
+KEEP: Mapping[str, int] = {"drift": 500, "alarm": 100, "traffic": 500, "metrics": 720,
+                           "report": 1}
 METRICS_EVERY_S = 5.0
 RECORDER_BUFFER = 4096
 
@@ -129,8 +132,9 @@ class FeedRecorder:
             if not await self._new_evaluation(data):
                 return
             point = drift_point(data)
-            await asyncio.to_thread(self.history.record, "drift", point,
-                                    point["at"] or event.at)
+            at = point["at"] or event.at
+            await asyncio.to_thread(self.history.record, "drift", point, at)
+            await asyncio.to_thread(self.history.record, "report", data, at)
         elif event.topic == "alarm":
             await asyncio.to_thread(self.history.record, "alarm", alarm(data),
                                     data["detected_at"])

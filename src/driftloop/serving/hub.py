@@ -69,6 +69,9 @@ class Hub:
             self._state(), self._runs(), self._lineage(),
             asyncio.to_thread(self.history.read),
             asyncio.to_thread(self.service.drift_report))
+        # The detector has no report between a promotion and its first evaluation against
+        # the new reference: the newest one recorded is what a watching client still shows.
+        report = report or next(iter(history["report"]), None)
         return {"model": self.service.name, "state": state,
                 "drift": {"report": report, "history": history["drift"],
                           "alarms": history["alarm"][::-1],  # newest first
