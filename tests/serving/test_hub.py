@@ -3,6 +3,7 @@ a client that falls behind is resynchronised with a snapshot."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,16 @@ def test_a_lagging_client_is_sent_a_fresh_snapshot(served_settings: Settings) ->
         assert frame["data"]["state"]["champion"]["version"] == 1
 
 
-def _shifted_traffic(client: TestClient, n: int) -> None:
-    """``n`` predictions whose mean radius is tripled: every evaluation drifts."""
-    for row in example_rows(n, seed=2):
+def _shifted_rows(n: int) -> list[dict[str, object]]:
+    """``n`` rows whose mean radius is tripled: every evaluation of them drifts."""
+    rows = example_rows(n, seed=2)
+    for row in rows:
         row["mean radius"] = float(row["mean radius"]) * 3  # type: ignore[arg-type]
+    return rows
+
+
+def _shifted_traffic(client: TestClient, n: int) -> None:
+    for row in _shifted_rows(n):
         assert client.post("/predict", json={"features": row}).status_code == 200
 
 
@@ -140,6 +147,35 @@ def test_a_late_client_and_a_restarted_server_tell_the_whole_drift_story(
             late["drift"]["history"]
         assert after["drift"]["alarms"] == late["drift"]["alarms"]
         # No evaluation yet in the new process: the newest recorded report stands in.
-        assert after["drift"]["report"]["evaluated_at"] == late["drift"]["report"]["evaluated_at"]
+        assert after["drift"]["report"]["evaluated_at"] == after["drift"]["history"][-1]["at"]
         assert _story(after)["traffic points"] >= story["traffic points"]
         assert _story(after)["metrics points"] >= story["metrics points"]
+
+
+def test_a_follower_worker_serves_the_drift_leaders_history(db_url: str, tmp_path: Path) -> None:
+    """Two workers of one model on one database: only the drift leader evaluates and
+    records, and a client that reaches the other worker is told the same story."""
+    settings = dataclasses.replace(served_settings_in(tmp_path, database_url=db_url),
+                                   pane_seconds=1.0)
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+        services = [c.app.state.service for c in (first, second)]  # type: ignore[attr-defined]
+        _until(lambda: sum(s.leader.is_leader for s in services) == 1, "one drift leader")
+        leader, follower = sorted(services, key=lambda s: not s.leader.is_leader)
+        follower_client = first if follower is services[0] else second
+        rows = _shifted_rows(100)
+        deadline = time.monotonic() + 60
+        while not leader.alarms:  # spread over one-second panes, on both workers
+            assert time.monotonic() < deadline, "no alarm from the merged drift view"
+            for client in (first, second):
+                assert client.post("/predict/batch", json={
+                    "rows": [{"features": row} for row in rows]}).status_code == 200
+            time.sleep(0.1)
+        with follower_client.websocket_connect("/ws") as ws:
+            told = ws.receive_json()["data"]
+        assert not follower.leads() and follower.alarms == []
+        assert told["drift"]["alarms"][0]["id"] == leader.alarms[0].id
+        points = told["drift"]["history"]
+        assert len(points) >= 2 and all(p["drifted"] for p in points[-2:])
+        panes = [p["pane_id"] for p in points]
+        assert panes == sorted(set(panes)), "each evaluated pane once, in order"
+        assert told["drift"]["report"]["workers"] == 2

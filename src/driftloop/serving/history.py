@@ -10,9 +10,10 @@ and a restart forgets — so the story lives in the database (``db.feed_history`
   :data:`KEEP` rows of each kind, and reads them back oldest first.
 - :class:`FeedRecorder` writes them from the process that evaluates drift (the only
   process, or the drift leader among several workers), following its event bus: every
-  drift evaluation and alarm, each change of the traffic split, and a metrics point every
-  :data:`METRICS_EVERY_S` seconds (and the newest full report). Metrics points are *that process's* view (its request
-  rate and latencies); with several workers the other workers' traffic is not in them.
+  drift evaluation (and the newest full report) and alarm, each change of the traffic
+  split, and a metrics point every :data:`METRICS_EVERY_S` seconds. Metrics points are
+  *that process's* view (its request rate and latencies); with several workers the other
+  workers' traffic is not in them.
 
 Writes are best effort: a database hiccup loses a point of history (logged), never a
 request or an alarm.

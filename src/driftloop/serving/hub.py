@@ -1,13 +1,14 @@
 """The dashboard's live feed: ``WS /ws`` per dashboard/PROTOCOL.md.
 
-One poller per process turns what changed into events on the service's EventBus: the
-state (champion, loop, alarms), the runs, the lineage and — with several workers — each
-new evaluation in the leader's merged drift report (all read from the shared database, so
-a worker that does not drive the loop still shows it), the traffic split and a metrics
-point every second. A single process's drift reports and run transitions arrive on the bus
-as they happen. Each client relays bus events as typed deltas; a client that falls behind
-(its bounded buffer overflowed) gets a fresh snapshot instead of the deltas it missed, and
-no client ever slows another or the server.
+One poller per process turns what changed into events on the service's EventBus: the state
+(champion, loop, alarms), the runs, the lineage and — on a worker that does not lead the
+drift view — each new evaluation in the leader's merged drift report (all read from the
+shared database, so a worker that does not drive the loop still shows it), the traffic
+split and a metrics point every second. The drift evaluations of a single process or of the
+leader, and run transitions, arrive on the bus as they happen. Each client relays bus
+events as typed deltas; a client that falls behind (its bounded buffer overflowed) gets a
+fresh snapshot instead of the deltas it missed, and no client ever slows another or the
+server.
 
 The hub keeps no history of its own: a snapshot reads it from the database
 (serving/history.py), where the process that evaluates drift records it, so a client that
@@ -144,7 +145,8 @@ class Hub:
 
     async def _tick(self) -> None:
         bus = self.service.bus
-        if self.service.shipper is not None:  # several workers: the leader's merged report
+        if self.service.shipper is not None and not self.service.leads():
+            # A follower among several workers: the leader's new evaluations, read back.
             report = await asyncio.to_thread(self.service.drift_report)
             # A new evaluation, not the refresh the leader stores between evaluations.
             evaluated = (report or {}).get("evaluated_pane_id")
