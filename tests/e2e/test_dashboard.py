@@ -82,6 +82,7 @@ def test_the_dashboard_follows_the_loop_live(tmp_path: Path) -> None:
             ["node", str(SCRIPT), "--url", url, "--screenshots", str(SHOTS), "--timeout", "240"],
             capture_output=True, text=True, timeout=300, check=False,
             env={**os.environ, "CHROMIUM": CHROMIUM})
+        (SHOTS / "checks.jsonl").write_text(proc.stdout)  # what each check saw, with the shots
         checks = [json.loads(line)["check"] for line in proc.stdout.splitlines()
                   if line.startswith("{")]
         assert proc.returncode == 0, (proc.stdout + proc.stderr + log.read_text()[-3000:])
