@@ -1,6 +1,7 @@
 import { Suspense, lazy, useState } from "react";
 import { Connection } from "./components/Connection";
 import { NoData } from "./components/NoData";
+import { PanelBoundary } from "./components/PanelBoundary";
 import { DriftPanel } from "./panels/DriftPanel";
 import { OverviewPanel } from "./panels/OverviewPanel";
 import { RetrainingPanel } from "./panels/RetrainingPanel";
@@ -9,7 +10,23 @@ import { useDashboard } from "./store";
 import type { SocketClass } from "./useReconnectingSocket";
 
 // React Flow and dagre are the bulk of the bundle: loaded when the Lineage tab first opens.
-const LineagePanel = lazy(() => import("./panels/LineagePanel").then((m) => ({ default: m.LineagePanel })));
+// A failed load (the server went away) is not remembered, so "Try again" fetches it again.
+function lazyLineage() {
+  return lazy(() =>
+    import("./panels/LineagePanel").then(
+      (m) => ({ default: m.LineagePanel }),
+      (error: unknown) => {
+        LazyLineage = lazyLineage();
+        throw error;
+      },
+    ),
+  );
+}
+let LazyLineage = lazyLineage();
+
+function LineagePanel() {
+  return <LazyLineage />;
+}
 
 const TABS = {
   overview: { label: "Overview", Panel: OverviewPanel },
@@ -65,9 +82,11 @@ export function App({ url = socketUrl(), socketClass }: { url?: string; socketCl
         <Connection url={url} socketClass={socketClass} />
       </header>
       <main data-testid={`panel-${tab}`}>
-        <Suspense fallback={<NoData what="loading…" />}>
-          <Panel />
-        </Suspense>
+        <PanelBoundary key={tab} name={TABS[tab].label}>
+          <Suspense fallback={<NoData what="loading…" />}>
+            <Panel />
+          </Suspense>
+        </PanelBoundary>
       </main>
     </div>
   );

@@ -187,6 +187,9 @@ export interface MetricsPoint {
   labelled: number;
 }
 
+/** The histories come from the server's database: the same story for every client, whenever
+ * and wherever it connects. Oldest first, except `drift.alarms` (newest first); metrics
+ * history has one point per 5 s (PROTOCOL.md, "On connect"). */
 export interface Snapshot {
   model: string;
   state: State;

@@ -189,6 +189,21 @@ run_events = sa.Table(
 )
 
 
+#: The dashboard's history (serving/history.py): drift evaluations, alarms, traffic splits
+#: and metrics points per model, written by the process that evaluates drift and pruned to
+#: the newest rows of each kind, so any worker and any restart can replay the story.
+feed_history = sa.Table(
+    "feed_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # drift | alarm | traffic | metrics
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Index("feed_history_by_kind", "model_name", "kind", "id"),
+)
+
+
 def create_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``), schema created.
 

@@ -3,10 +3,13 @@ a client that falls behind is resynchronised with a snapshot."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from tests.served_model import example_rows
+from tests.served_model import example_rows, served_settings_in
 
 from driftloop.config import Settings
 from driftloop.serving.app import create_app
@@ -74,3 +77,105 @@ def test_a_lagging_client_is_sent_a_fresh_snapshot(served_settings: Settings) ->
             logs += frame["type"] == "log"
             assert logs < 1000, "every delta arrived: the client was never resynchronised"
         assert frame["data"]["state"]["champion"]["version"] == 1
+
+
+def _shifted_rows(n: int) -> list[dict[str, object]]:
+    """``n`` rows whose mean radius is tripled: every evaluation of them drifts."""
+    rows = example_rows(n, seed=2)
+    for row in rows:
+        row["mean radius"] = float(row["mean radius"]) * 3  # type: ignore[arg-type]
+    return rows
+
+
+def _shifted_traffic(client: TestClient, n: int) -> None:
+    for row in _shifted_rows(n):
+        assert client.post("/predict", json={"features": row}).status_code == 200
+
+
+def _until(check: Any, what: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _story(snapshot: dict[str, Any]) -> dict[str, int]:
+    return {"drift points": len(snapshot["drift"]["history"]),
+            "alarms": len(snapshot["drift"]["alarms"]),
+            "traffic points": len(snapshot["traffic"]["history"]),
+            "metrics points": len(snapshot["metrics"]["history"])}
+
+
+def test_a_late_client_and_a_restarted_server_tell_the_whole_drift_story(
+        db_url: str, tmp_path: Path) -> None:
+    """The snapshot carries the drift evaluations, the alarms, the traffic split and the
+    request rate seen so far: a client connecting after the alarm sees the story that a
+    client watching from the start saw, and so does one served after a restart (the
+    history is in the database, not in one process's memory)."""
+    settings = served_settings_in(tmp_path, database_url=db_url)
+    with TestClient(create_app(settings)) as client:
+        service = client.app.state.service  # type: ignore[attr-defined]
+        _shifted_traffic(client, 600)  # panes of 100: six evaluations, an alarm after two
+        _until(lambda: service.alarms, "an alarm")
+        _until(lambda: (service.detector.last_report or 0) and
+               service.detector.last_report.window_size >= 200, "a full window")
+        api = client.get("/api/drift").json()
+        assert api["report"]["drifted"]
+
+        def snapshot() -> dict[str, Any]:
+            with client.websocket_connect("/ws") as ws:
+                frame = ws.receive_json()
+                assert frame["type"] == "snapshot"
+                return frame["data"]  # type: ignore[no-any-return]
+
+        _until(lambda: _story(snapshot())["drift points"] >= 5, "five drift points", 30)
+        late = snapshot()
+        assert late["drift"]["report"] is not None and late["drift"]["report"]["drifted"]
+        story = _story(late)
+        assert story["drift points"] >= 5 and story["alarms"] == 1, story
+        assert story["traffic points"] >= 1 and story["metrics points"] >= 1, story
+        drifted = [p for p in late["drift"]["history"] if p["drifted"]]
+        assert len(drifted) >= 2 and drifted[-1]["features"]["mean radius"]["drifted"]
+        assert late["drift"]["alarms"][0]["id"] == service.alarms[0].id
+        pane_ids = [p["pane_id"] for p in late["drift"]["history"]]
+        assert pane_ids == sorted(pane_ids)
+
+    with TestClient(create_app(settings)) as client, client.websocket_connect("/ws") as ws:
+        after = ws.receive_json()["data"]
+        assert client.app.state.service.alarms == []  # type: ignore[attr-defined]
+        assert after["drift"]["history"][:len(late["drift"]["history"])] == \
+            late["drift"]["history"]
+        assert after["drift"]["alarms"] == late["drift"]["alarms"]
+        # No evaluation yet in the new process: the newest recorded report stands in.
+        assert after["drift"]["report"]["evaluated_at"] == after["drift"]["history"][-1]["at"]
+        assert _story(after)["traffic points"] >= story["traffic points"]
+        assert _story(after)["metrics points"] >= story["metrics points"]
+
+
+def test_a_follower_worker_serves_the_drift_leaders_history(db_url: str, tmp_path: Path) -> None:
+    """Two workers of one model on one database: only the drift leader evaluates and
+    records, and a client that reaches the other worker is told the same story."""
+    settings = dataclasses.replace(served_settings_in(tmp_path, database_url=db_url),
+                                   pane_seconds=1.0)
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+        services = [c.app.state.service for c in (first, second)]  # type: ignore[attr-defined]
+        _until(lambda: sum(s.leader.is_leader for s in services) == 1, "one drift leader")
+        leader, follower = sorted(services, key=lambda s: not s.leader.is_leader)
+        follower_client = first if follower is services[0] else second
+        rows = _shifted_rows(100)
+        deadline = time.monotonic() + 60
+        while not leader.alarms:  # spread over one-second panes, on both workers
+            assert time.monotonic() < deadline, "no alarm from the merged drift view"
+            for client in (first, second):
+                assert client.post("/predict/batch", json={
+                    "rows": [{"features": row} for row in rows]}).status_code == 200
+            time.sleep(0.1)
+        with follower_client.websocket_connect("/ws") as ws:
+            told = ws.receive_json()["data"]
+        assert not follower.leads() and follower.alarms == []
+        assert told["drift"]["alarms"][0]["id"] == leader.alarms[0].id
+        points = told["drift"]["history"]
+        assert len(points) >= 2 and all(p["drifted"] for p in points[-2:])
+        panes = [p["pane_id"] for p in points]
+        assert panes == sorted(set(panes)), "each evaluated pane once, in order"
+        assert told["drift"]["report"]["workers"] == 2

@@ -31,6 +31,37 @@ export function seriesColor(i: number): string {
   return `hsl(${Math.round((i * 137.508 + 210) % 360)}, 65%, 42%)`;
 }
 
+/** Half the x span, in seconds, shown around a single point. */
+export const LONE_POINT_SPAN_S = 60;
+
+/** The x range: uPlot's, except around a lone point, which uPlot widens by "a day" counted
+ * in its time unit: 86 400 / 1e-3 s, so an axis from one year to the third after. */
+export function timeRange(x: ArrayLike<number>, min: number, max: number): [number, number] {
+  const only = x.length === 1 ? x[0] : undefined;
+  return only === undefined ? [min, max] : [only - LONE_POINT_SPAN_S, only + LONE_POINT_SPAN_S];
+}
+
+/** Points are drawn only when there is no line to draw: a single value. */
+function lonePoint(u: uPlot): boolean {
+  return u.data[0].length === 1;
+}
+
+/** Outside a hover the legend shows the newest values (uPlot shows "--" without a cursor). */
+function legendAtNewest(u: uPlot) {
+  if (u.cursor.idx === null || u.cursor.idx === undefined) u.setLegend({ idx: u.data[0].length - 1 }, false);
+}
+
+/** What was drawn, on the canvas box, for tests and for anyone inspecting the page. */
+function describeScale(u: uPlot, key: string) {
+  if (key !== "x") return;
+  const box = u.root.parentElement;
+  const scale = u.scales.x;
+  if (box === null || scale === undefined) return;
+  box.dataset.xMin = String(scale.min);
+  box.dataset.xMax = String(scale.max);
+  box.dataset.points = lonePoint(u) ? "shown" : "hidden";
+}
+
 /** The one uPlot wrapper: a titled time series chart, or "no data yet" when there is none. */
 export function TimeSeriesChart(props: TimeSeriesChartProps) {
   const { testId, title, x, compact = false } = props;
@@ -58,7 +89,7 @@ function Plot({ x, series, height = 220, compact = false, yRange, stepped = fals
         height,
         legend: { show: !compact },
         cursor: { show: !compact },
-        scales: { x: { time: true }, y: yRange ? { range: yRange } : { auto: true } },
+        scales: { x: { time: true, range: (u, min, max) => timeRange(u.data[0], min, max) }, y: yRange ? { range: yRange } : { auto: true } },
         axes: compact ? [{ show: false }, { show: false }] : [{}, { size: 56 }],
         series: [
           {},
@@ -67,10 +98,16 @@ function Plot({ x, series, height = 220, compact = false, yRange, stepped = fals
             stroke: s.color,
             width: compact ? 1 : 1.5,
             dash: s.dashed ? [6, 4] : undefined,
-            points: { show: false },
+            points: { show: lonePoint, size: 7 },
             paths: stepped ? uPlot.paths.stepped?.({ align: 1 }) : undefined,
           })),
         ],
+        hooks: {
+          ready: [legendAtNewest],
+          setData: [legendAtNewest],
+          setCursor: [legendAtNewest],
+          setScale: [describeScale],
+        },
       },
       data,
       el,

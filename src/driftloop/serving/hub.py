@@ -1,13 +1,18 @@
 """The dashboard's live feed: ``WS /ws`` per dashboard/PROTOCOL.md.
 
-One poller per process turns what changed into events on the service's EventBus: the
-state (champion, loop, alarms), the runs, the lineage and — with several workers — the
-leader's merged drift report (all read from the shared database, so a worker that does not
-drive the loop still shows it), the traffic split and a metrics point every second. A
-single process's drift reports and run transitions arrive on the bus as they happen.
-Each client relays bus events as typed deltas; a client that falls behind (its bounded
-buffer overflowed) gets a fresh snapshot instead of the deltas it missed, and no client
-ever slows another or the server.
+One poller per process turns what changed into events on the service's EventBus: the state
+(champion, loop, alarms), the runs, the lineage and — on a worker that does not lead the
+drift view — each new evaluation in the leader's merged drift report (all read from the
+shared database, so a worker that does not drive the loop still shows it), the traffic
+split and a metrics point every second. The drift evaluations of a single process or of the
+leader, and run transitions, arrive on the bus as they happen. Each client relays bus
+events as typed deltas; a client that falls behind (its bounded buffer overflowed) gets a
+fresh snapshot instead of the deltas it missed, and no client ever slows another or the
+server.
+
+The hub keeps no history of its own: a snapshot reads it from the database
+(serving/history.py), where the process that evaluates drift records it, so a client that
+connects late, to any worker or after a restart, is told the whole story.
 """
 
 from __future__ import annotations
@@ -16,21 +21,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 
 from driftloop.events import Event
+from driftloop.serving.history import FeedHistory, FeedRecorder, alarm, drift_point
 
 if TYPE_CHECKING:
     from driftloop.serving.service import ModelService
 
 logger = logging.getLogger(__name__)
 
-DRIFT_HISTORY = 2000
-METRICS_HISTORY = 3600
-TRAFFIC_HISTORY = 1000
 CLIENT_BUFFER = 256
 LATENCY_WINDOW_S = 5.0  # the dashboard's p50 / p99: over the last few seconds
 LABEL_COUNT_EVERY = 5  # ticks between counts of the labelled predictions
@@ -39,52 +41,56 @@ CHANGED_RUNS = 3  # read every second to notice changes: only the newest ones ch
 
 
 class Hub:
-    """Histories for snapshots, and the poller that publishes changes."""
+    """Snapshots for clients, and the poller that publishes changes."""
 
     def __init__(self, service: ModelService) -> None:
         self.service = service
-        self.drift: deque[dict[str, Any]] = deque(maxlen=DRIFT_HISTORY)
-        self.metrics: deque[dict[str, Any]] = deque(maxlen=METRICS_HISTORY)
-        self.traffic: deque[dict[str, Any]] = deque(maxlen=TRAFFIC_HISTORY)
-        self.report: dict[str, Any] | None = None
+        self.history = FeedHistory(service.registry.engine, service.name)
+        self.recorder = FeedRecorder(self.history, service.bus, service.leads)
         self._last: dict[str, Any] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._requests = 0
         self._errors = 0
         self._ticks = 0
         self._labelled = 0
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._poll())
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self.recorder.run()), loop.create_task(self._poll())]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     # ------------------------------------------------------------------ what clients see
     async def snapshot(self) -> dict[str, Any]:
-        state, runs, lineage = await asyncio.gather(self._state(), self._runs(),
-                                                    self._lineage())
+        state, runs, lineage, history, report = await asyncio.gather(
+            self._state(), self._runs(), self._lineage(),
+            asyncio.to_thread(self.history.read),
+            asyncio.to_thread(self.service.drift_report))
+        # The detector has no report between a promotion and its first evaluation against
+        # the new reference: the newest one recorded is what a watching client still shows.
+        report = report or next(iter(history["report"]), None)
         return {"model": self.service.name, "state": state,
-                "drift": {"report": self.report, "history": list(self.drift),
-                          "alarms": [_alarm(e.to_dict()) for e in self.service.alarms[-50:]],
+                "drift": {"report": report, "history": history["drift"],
+                          "alarms": history["alarm"][::-1],  # newest first
                           "thresholds": self._thresholds()},
                 "runs": runs, "lineage": lineage,
-                "traffic": {"current": self._traffic(), "history": list(self.traffic),
+                "traffic": {"current": self._traffic(), "history": history["traffic"],
                             "shadow": _shadow(runs)},
-                "metrics": {"history": list(self.metrics)}}
+                "metrics": {"history": history["metrics"]}}
 
     def frame(self, event: Event) -> dict[str, Any] | None:
         """The delta a bus event becomes (None: not for the dashboard)."""
         data = event.data
         if event.topic == "drift":
-            return {"type": "drift", "data": {"point": _point(data), "report": data,
+            return {"type": "drift", "data": {"point": drift_point(data), "report": data,
                                               "alarms": []}}
         if event.topic == "alarm":
             return {"type": "drift", "data": {"point": None, "report": data["report"],
-                                              "alarms": [_alarm(data)]}}
+                                              "alarms": [alarm(data)]}}
         if event.topic in ("state", "run", "log", "lineage", "traffic", "metrics"):
             return {"type": event.topic, "data": data}
         return None
@@ -130,29 +136,23 @@ class Hub:
 
     # ------------------------------------------------------------------ the poller
     async def _poll(self) -> None:
-        subscription = self.service.bus.subscribe(4096)
         while True:
             try:
-                await self._tick(subscription)
+                await self._tick()
             except Exception:  # the feed must outlive a database hiccup
                 logger.exception("the dashboard feed failed to refresh; retrying")
             await asyncio.sleep(1.0)
 
-    async def _tick(self, subscription: Any) -> None:
-        while True:  # the drift history follows the bus
-            with contextlib.suppress(TimeoutError):
-                event = await asyncio.wait_for(subscription.get(), 0)
-                if event.topic == "drift":
-                    self.report = event.data
-                    self.drift.append(_point(event.data))
-                continue
-            break
-        subscription.take_lagged()
+    async def _tick(self) -> None:
         bus = self.service.bus
-        if self.service.shipper is not None:  # several workers: the leader's merged report
+        if self.service.shipper is not None and not self.service.leads():
+            # A follower among several workers: the leader's new evaluations, read back.
             report = await asyncio.to_thread(self.service.drift_report)
-            if report and report.get("evaluated_at") != (self.report or {}).get("evaluated_at"):
-                bus.publish("drift", report)  # read back into the history next second
+            # A new evaluation, not the refresh the leader stores between evaluations.
+            evaluated = (report or {}).get("evaluated_pane_id")
+            if evaluated is not None and evaluated != self._last.get("evaluated"):
+                bus.publish("drift", report)
+                self._last["evaluated"] = evaluated
         state, runs = await asyncio.gather(self._state(), self._runs(CHANGED_RUNS))
         if state != self._last.get("state"):
             bus.publish("state", state)
@@ -169,14 +169,11 @@ class Hub:
         shadow = _shadow(runs)
         if traffic != self._last.get("traffic") or shadow != self._last.get("shadow"):
             point = {"at": time.time(), **traffic}
-            self.traffic.append(point)
             bus.publish("traffic", {"current": traffic, "point": point, "shadow": shadow})
         if self._ticks % LABEL_COUNT_EVERY == 0:  # a COUNT over the log: not every second
             self._labelled = await asyncio.to_thread(self.service.log.count, True)
         self._ticks += 1
-        point = self._metrics_point()
-        self.metrics.append(point)
-        bus.publish("metrics", point)
+        bus.publish("metrics", self._metrics_point())
         self._last.update(state=state, generation=generation, traffic=traffic, shadow=shadow)
 
     async def _state(self) -> dict[str, Any]:
@@ -236,22 +233,6 @@ def _quantile(ordered: list[float], q: float) -> float | None:
     if not ordered:
         return None
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-def _point(report: dict[str, Any]) -> dict[str, Any]:
-    def stats(f: dict[str, Any]) -> dict[str, Any]:
-        return {"psi": f.get("psi"), "js": f.get("js_distance"),
-                "ks": f.get("ks_statistic"), "drifted": f.get("drifted", False)}
-
-    output = report.get("output")
-    return {"at": report.get("evaluated_at"), "pane_id": report.get("pane_id"),
-            "drift_share": report.get("drift_share"), "drifted": report.get("drifted"),
-            "features": {name: stats(f) for name, f in report.get("features", {}).items()},
-            "output": stats(output) if output else None}
-
-
-def _alarm(event: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in event.items() if k != "report"}
 
 
 def _shadow(runs: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -267,7 +267,10 @@ class ModelService:
                 frame, outputs = self._new_reference
                 await asyncio.to_thread(leader.detector.reset_reference, frame, outputs)
                 self._new_reference = None
+            evaluated = leader.evaluated_pane
             events = await asyncio.to_thread(leader.step)
+            if leader.evaluated_pane != evaluated:  # a new evaluation, for the dashboard's feed
+                self.bus.publish("drift", await asyncio.to_thread(self.drift_report))
             await self._raise_alarms(events)
             report = leader.detector.last_report
             if self.metrics is not None and report is not None:
