@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -554,9 +555,11 @@ def retrain_command(reason: str, queue: bool, data_dir: Path | None,
 @click.option("--speed", type=click.FloatRange(min=0.1, max=100), default=1.0,
               show_default=True, help="Replay speed: X times 100 events per second.")
 @click.option("--seed", type=int, default=7, show_default=True, help="The stream's seed.")
+@click.option("--keep-serving", is_flag=True,
+              help="After the summary, keep the server and dashboard up until Ctrl-C.")
 def demo_command(host: str, port: int, data_dir: Path, admin_token: str | None,
                  headless: bool, until: str, max_seconds: float, speed: float,
-                 seed: int) -> None:
+                 seed: int, keep_serving: bool) -> None:
     """The whole loop on a standard drifting stream: train v1, serve it, replay traffic
     whose concept shifts, send labels late, and watch drift alarm → snapshot → train →
     shadow → promote → accuracy recover. Exits 0 only when the loop promoted.
@@ -571,24 +574,29 @@ def demo_command(host: str, port: int, data_dir: Path, admin_token: str | None,
 
         driftloop demo --headless --until promoted --speed 5
     """
-    from rich.table import Table  # noqa: PLC0415
-
-    from driftloop.demo.runner import DemoOptions, run_demo, summary_rows  # noqa: PLC0415
+    from driftloop.demo.runner import DemoOptions, Summary, run_demo  # noqa: PLC0415
 
     console = _console()
     options = DemoOptions(data_dir=data_dir, host=host, port=port, admin_token=admin_token,
                           until=until, max_seconds=max_seconds, speed=speed, seed=seed)
+    shown: list[Summary] = []
+
+    def linger(summary: Summary) -> None:
+        _print_summary(console, summary)
+        shown.append(summary)
+        console.print(f"still serving the dashboard at {summary.url}/ — Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
     with _ReplayProgress(console, headless) as progress_factory:
         summary = run_demo(options, say=lambda line: console.print(f"[dim]·[/dim] {line}"),
-                           progress_factory=progress_factory, open_browser=not headless)
-    table = Table(title="driftloop demo — summary" + (" (interrupted)" if summary.interrupted
-                                                      else ""),
-                  title_justify="left", box=None, show_header=False, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
-    for what, value in summary_rows(summary):
-        table.add_row(what, value)
-    console.print(table)
+                           progress_factory=progress_factory, open_browser=not headless,
+                           linger=linger if keep_serving else None)
+    if not shown:
+        _print_summary(console, summary)
     if summary.interrupted:
         console.print(f"interrupted; everything so far is in {summary.folder}")
         sys.exit(EXIT_INTERRUPTED)
@@ -597,6 +605,21 @@ def demo_command(host: str, port: int, data_dir: Path, admin_token: str | None,
             "the loop did not promote a new model "
             + (f"within --max-seconds {max_seconds:g}" if until == "promoted"
                else "during the replay") + f"; see {summary.folder}")
+
+
+def _print_summary(console: Console, summary: Any) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    from driftloop.demo.runner import summary_rows  # noqa: PLC0415
+
+    table = Table(title="driftloop demo — summary" + (" (interrupted)" if summary.interrupted
+                                                      else ""),
+                  title_justify="left", box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for what, value in summary_rows(summary):
+        table.add_row(what, value)
+    console.print(table)
 
 
 class _ReplayProgress:

@@ -293,11 +293,14 @@ class Demo:
 
 def run_demo(options: DemoOptions, *, say: Callable[[str], None],
              progress_factory: Callable[[int | None], Callable[[int, str], None]],
-             open_browser: bool = False) -> Summary:
+             open_browser: bool = False,
+             linger: Callable[[Summary], None] | None = None) -> Summary:
     """The whole demo; ``progress_factory(total)`` returns the replay's progress callback,
     called with the events replayed so far and the loop's state (a status line); ``total``
     is None when the replay runs until a promotion. Ctrl-C ends the demo early: the
-    summary so far is still measured and returned, marked ``interrupted``."""
+    summary so far is still measured and returned, marked ``interrupted``. ``linger``, when
+    given, is called with the finished summary while the server still runs (to keep the
+    dashboard up for a look around)."""
     demo = Demo(options, say)
     server: ServerThread | None = None
     try:
@@ -322,7 +325,10 @@ def run_demo(options: DemoOptions, *, say: Callable[[str], None],
                 if demo.current is None:
                     return demo.summary
                 replay = demo.current
-            return demo.finish(client, replay)
+            summary = demo.finish(client, replay)
+        if linger is not None and not summary.interrupted:
+            linger(summary)
+        return summary
     except KeyboardInterrupt:  # before the replay: setting up
         demo.summary.interrupted = True
         return demo.summary
