@@ -21,5 +21,8 @@ export default defineConfig({
     environment: "jsdom",
     setupFiles: ["./tests/setup.ts"],
     include: ["tests/**/*.test.{ts,tsx}"],
+    // A busy machine: importing the lazily loaded panels alone can take seconds. The
+    // tests wait for what they check, not for a fixed time.
+    testTimeout: 60_000,
   },
 });

@@ -1,8 +1,12 @@
 // Browser APIs jsdom lacks, stubbed for uPlot (canvas, Path2D, matchMedia) and React Flow
 // (ResizeObserver, DOMMatrixReadOnly). The components themselves are never mocked.
-import { cleanup } from "@testing-library/react";
+import { cleanup, configure } from "@testing-library/react";
 import { afterEach, beforeEach } from "vitest";
 import { EMPTY, useDashboard } from "../src/store";
+
+// findBy*/waitFor wait for what they look for; on a busy machine a lazily loaded panel can
+// take seconds to import, so they may wait that long (they return as soon as it shows).
+configure({ asyncUtilTimeout: 20_000 });
 
 /** An object whose every unknown member is a function that does nothing (uPlot only draws). */
 function inert<T extends object>(base: T): T {
