@@ -4,7 +4,6 @@ subprocess: a whole promotion, a rejection, a crashing and a hanging trainer."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -158,9 +157,9 @@ def test_a_failing_trainer_fails_the_run_and_a_later_trigger_works(
     assert registry.get_candidate("demo") is None
     assert orchestrator.state()["state"] == IDLE
 
-    fixed = RetrainOrchestrator(dataclasses.replace(
-        settings, trainer=Settings.trainer, trainer_options={"estimator": ESTIMATOR},
-        train_timeout=120.0), registry)
+    fixed = RetrainOrchestrator(settings.model_copy(update={
+        "trainer": Settings.model_fields["trainer"].default,
+        "trainer_options": {"estimator": ESTIMATOR}, "train_timeout": 120.0}), registry)
     again = fixed.trigger("manual", "after the fix")
     assert again.run is not None and again.run.id != failed.id
     assert tick(fixed).state == TRAINING
