@@ -192,6 +192,19 @@ def example_data(directory: Path, seed: int) -> None:
 
 
 # --------------------------------------------------------------------------- serving
+def _artifacts_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """Check ``--artifacts`` now and hand it on as DRIFTLOOP_ARTIFACTS_URL (to Settings,
+    and to serve's worker processes)."""
+    if value is not None:
+        from driftloop.objectstore import UnsupportedLocationError, open_location  # noqa: PLC0415
+
+        try:
+            open_location(value)
+        except UnsupportedLocationError as exc:
+            raise click.BadParameter(str(exc)) from None
+        os.environ["DRIFTLOOP_ARTIFACTS_URL"] = value
+
+
 def _registry_options(function: Any) -> Any:
     options = [
         click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -202,6 +215,11 @@ def _registry_options(function: Any) -> Any:
                      help="sqlite:///… or postgresql+psycopg://… [default: SQLite in --data-dir]."),
         click.option("--model", "model_name", default=None,
                      help="Model name [default: model, or DRIFTLOOP_MODEL_NAME]."),
+        click.option("--artifacts", default=None, expose_value=False,
+                     callback=_artifacts_option,
+                     help="s3://bucket/prefix: models and snapshots in an S3-compatible store, "
+                     "credentials from the AWS environment [default: --data-dir, or "
+                     "DRIFTLOOP_ARTIFACTS_URL]."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -256,7 +274,7 @@ def _open_registry(data_dir: Path | None, database_url: str | None,
                                  model_name=model_name)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
-    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    registry = ModelRegistry.for_settings(settings)
     if settings.model_name not in registry.list_models():
         known = ", ".join(registry.list_models()) or "none"
         raise click.ClickException(f"no model named {settings.model_name!r} in "

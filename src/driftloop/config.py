@@ -73,6 +73,8 @@ class Settings:
     cooldown: float = 300.0  # after a run, drift and schedule triggers are ignored
     retrain_interval: float | None = None  # seconds between scheduled runs; None: off
     step_timeout: float = 1800.0  # the longest any other step may take
+    # --- issue 16: object store
+    artifacts_url: str = ""  # s3://bucket/prefix for models and snapshots; "": data_dir
 
     def __post_init__(self) -> None:
         if not self.database_url:
