@@ -1,9 +1,11 @@
 """A TCP proxy the tests put between a client and a server, to cut the connection.
 
 ``cut_after`` closes every connection once that many bytes went from client to server
-(an upload interrupted midway); :meth:`Proxy.blackhole` stops forwarding in both
-directions while keeping the sockets open, as a network partition does (the client sees
-no error, only silence), and :meth:`Proxy.heal` forwards again for new connections.
+(an upload interrupted midway). :meth:`Proxy.partition` is the worst network partition
+for a leader: the server's side of every connection is closed at once (as the server's
+TCP keepalive would eventually do, so it frees the session and its locks), while the
+client's side stays open and silent: the client gets no error, its queries just never
+answer. :meth:`Proxy.heal` drops the silent connections and forwards new ones again.
 """
 
 from __future__ import annotations
@@ -33,9 +35,16 @@ class Proxy:
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True, name="proxy-accept").start()
 
-    def blackhole(self) -> None:
-        """Forward nothing more, on open connections and new ones, and close nothing."""
+    def partition(self) -> None:
+        """Close the server's side of every connection, keep the client's open and silent,
+        and answer new connections with silence too."""
         self.partitioned.set()
+        with self._lock:
+            servers = [server for _, server in self._pairs]
+        for server in servers:
+            with contextlib.suppress(OSError):
+                server.shutdown(socket.SHUT_RDWR)
+                server.close()
 
     def heal(self) -> None:
         """Drop the silent connections (as the far ends' timeouts would) and forward again."""
@@ -59,6 +68,10 @@ class Proxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.partitioned.is_set():  # accepted, then silence
+                with self._lock:
+                    self._pairs.append((client, socket.socket()))
+                continue
             try:
                 server = socket.create_connection(("127.0.0.1", self.target_port))
             except OSError:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import boto3
 import httpx
-
 from tests.netproxy import free_port
 
 ACCESS_KEY = "AKIASTANDIN0123456789"
@@ -76,7 +75,8 @@ def s3_standin(log_dir: Path) -> Iterator[S3StandIn]:
                 break
             except httpx.HTTPError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"moto server did not start: {log.read_text()}")
+                    raise AssertionError(
+                        f"moto server did not start: {log.read_text()}") from None
                 time.sleep(0.2)
         yield S3StandIn(endpoint, proc)
     finally:

@@ -100,9 +100,9 @@ def test_a_version_pushed_on_one_replica_loads_verified_on_another(
 def _rewrite_member(body: bytes, change: bytes) -> bytes:
     """The tar ``body`` with ``change`` appended to its first model file: a valid
     archive with one altered file (what a tampered or bit-rotted object looks like)."""
-    source = tarfile.open(fileobj=io.BytesIO(body))
     out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
+    with tarfile.open(fileobj=io.BytesIO(body)) as source, \
+            tarfile.open(fileobj=out, mode="w") as tar:
         changed = False
         for member in source.getmembers():
             data = source.extractfile(member).read()  # type: ignore[union-attr]
@@ -137,7 +137,7 @@ def test_an_upload_cut_midway_leaves_no_version_row_and_no_object(
     try:
         with aws_environment(f"http://127.0.0.1:{proxy.port}"):
             reg = replica(db_url, bucket, tmp_path / "a")
-            with pytest.raises(Exception, match="(?i)connection|closed|aborted|reset"):
+            with pytest.raises(Exception, match=r"(?i)connection|closed|aborted|reset"):
                 reg.push_candidate("churn", small_model())
     finally:
         proxy.close()
