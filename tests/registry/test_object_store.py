@@ -183,6 +183,9 @@ def test_snapshots_travel_through_the_store_and_are_verified_on_arrival(
     pd.testing.assert_frame_equal(pd.read_parquet(got.train_path),
                                   pd.read_parquet(snap.train_path))
     reader.verify(snap.id)
+    # what a training process on another replica does first: verify by id
+    trainer = SnapshotStore.for_registry(replica(db_url, bucket, tmp_path / "t"))
+    assert trainer.verify(snap.id).path == tmp_path / "t" / "datasets" / snap.id
     # a tampered object is refused on a third replica, and nothing lands in its cache
     key = f"ml/datasets/{snap.id}.tar"
     client = s3.client()

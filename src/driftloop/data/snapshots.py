@@ -356,6 +356,8 @@ class SnapshotStore:
             path = snapshot
         elif _not_an_id(snapshot):
             raise SnapshotNotFoundError(f"{snapshot!r} is not a snapshot id")
+        elif self.remote is not None:  # fetched (and checked) first when not here yet
+            path = self.get(snapshot).path
         else:
             path = self.datasets_dir / snapshot
         if not path.is_dir():
