@@ -189,8 +189,10 @@ def unpack(archive: Path, folder: Path) -> None:
 
 
 def upload(remote: ObjectStore, key: str, folder: Path) -> None:
-    """``folder`` as one tar object under ``key`` (visible whole or not at all)."""
-    archive = pack(folder, folder.parent)
+    """``folder`` as one tar object under ``key`` (visible whole or not at all). The tar
+    is built in the temporary directory, where a crash's leftover is the system's to
+    clean, not in the store's folders."""
+    archive = pack(folder, Path(tempfile.gettempdir()))
     try:
         remote.put_file(key, archive)
     finally:
