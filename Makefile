@@ -51,8 +51,9 @@ lint: $(STAMP)
 test: lint $(STATIC)
 	scripts/services.sh
 	scripts/browser.sh
+	scripts/deploy_tools.sh
 	cd $(DASHBOARD) && npm test
-	DASHBOARD_E2E_REQUIRED=1 $(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	DASHBOARD_E2E_REQUIRED=1 DEPLOY_TOOLS_REQUIRED=1 $(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
 # The optional PyTorch trainer's tests (skipped by `make test` when torch is absent). On a

@@ -34,6 +34,7 @@ SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".txt": "tex
 #: ``drift-report --fail-on-drift``: drift found (1 is an error, 2 a usage error).
 EXIT_DRIFT = 3
 EXIT_INTERRUPTED = 130
+ARTIFACTS_META = "driftloop.artifacts_url"  # --artifacts, in click's context
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,6 +53,9 @@ def main() -> None:
 def _load_settings(config: Path | None, **overrides: Any) -> Settings:
     from driftloop.config import Settings, SettingsError  # noqa: PLC0415
 
+    context = click.get_current_context(silent=True)
+    if context is not None and ARTIFACTS_META in context.meta:
+        overrides.setdefault("artifacts_url", context.meta[ARTIFACTS_META])
     try:
         return Settings.load(config, **overrides)
     except SettingsError as exc:
@@ -249,6 +253,19 @@ def example_data(directory: Path, seed: int) -> None:
 
 
 # --------------------------------------------------------------------------- serving
+def _artifacts_option(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """Check ``--artifacts`` now and hand it to :func:`_load_settings` (so it is part of
+    the settings, and of what serve's workers receive)."""
+    if value is not None:
+        from driftloop.objectstore import UnsupportedLocationError, open_location  # noqa: PLC0415
+
+        try:
+            open_location(value)
+        except UnsupportedLocationError as exc:
+            raise click.BadParameter(str(exc)) from None
+        ctx.meta[ARTIFACTS_META] = value
+
+
 def _registry_options(function: Any) -> Any:
     options = [
         click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -262,6 +279,11 @@ def _registry_options(function: Any) -> Any:
         click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="A driftloop.toml settings file [default: ./driftloop.toml if "
                      "present, or DRIFTLOOP_CONFIG]."),
+        click.option("--artifacts", default=None, expose_value=False,
+                     callback=_artifacts_option,
+                     help="s3://bucket/prefix: models and snapshots in an S3-compatible store, "
+                     "credentials from the AWS environment [default: --data-dir, or "
+                     "DRIFTLOOP_ARTIFACTS_URL]."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -324,7 +346,7 @@ def _open_registry(data_dir: Path | None, database_url: str | None, model_name: 
     settings = _load_settings(config, data_dir=data_dir, database_url=database_url,
                               model_name=model_name)
     _require_database(settings)
-    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    registry = ModelRegistry.for_settings(settings)
     if settings.model_name not in registry.list_models():
         known = ", ".join(registry.list_models()) or "none"
         raise click.ClickException(f"no model named {settings.model_name!r} in "

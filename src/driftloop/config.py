@@ -84,6 +84,10 @@ class Settings(BaseModel):
     model_name: str = Field("model", description="The registry name of the served model.")
     data_dir: Path = Field(Path("artifacts"),
                            description="Artifacts, dataset snapshots and the SQLite database.")
+    artifacts_url: str = Field("", description="s3://bucket/prefix: models and dataset "
+                               "snapshots in an S3-compatible object store (credentials from "
+                               "the standard AWS environment); data_dir is then each "
+                               "replica's cache. Empty: they live in data_dir.")
     database_url: str = Field("", description="sqlite:///… or postgresql+psycopg://… "
                               "(default: SQLite in data_dir).")
     reference: Path | None = Field(None, description="Training data used as the drift "

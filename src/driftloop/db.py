@@ -148,6 +148,17 @@ server_heartbeats = sa.Table(
     sa.Column("drives_loop", sa.Boolean, nullable=False),
 )
 
+#: Leadership leases (PostgreSQL): who leads what until when, by the database's clock.
+#: ``epoch`` grows by one with every new holder and fences the holder's writes.
+leader_leases = sa.Table(
+    "leader_leases",
+    metadata,
+    sa.Column("name", sa.String(250), primary_key=True),
+    sa.Column("holder", sa.String(100), nullable=False),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 #: Retraining runs: the RetrainOrchestrator's persisted state machine, one row per run.
 #: ``active`` is true until the run ends; the partial unique index allows one active run
 #: per model, so two processes triggering at once cannot both start one.

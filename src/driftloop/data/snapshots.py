@@ -22,6 +22,12 @@ snapshot or none. With a database the ``dataset_snapshots`` row is inserted only
 the rename succeeded, so a crash in between leaves an orphan folder, never a row that
 points at a missing folder.
 
+With a remote :class:`~driftloop.objectstore.ObjectStore` (``--artifacts s3://...``) the
+finished folder is uploaded as the one object ``datasets/<id>.tar`` before the rename and
+the row, and ``root`` is this host's cache: :meth:`SnapshotStore.get` downloads a
+snapshot missing there, checks every hash (and the row) in a temporary folder, and only
+then renames it into place, so a replica never reads an unverified snapshot.
+
 Hashes, all recomputed by :meth:`SnapshotStore.verify`:
 
 * ``files``: sha256 (and md5, size) of ``train.parquet``, ``holdout.parquet`` and
@@ -50,9 +56,9 @@ import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -64,6 +70,16 @@ from sqlalchemy.engine import Engine
 import driftloop
 from driftloop import db
 from driftloop.fsutil import atomic_directory, file_digest, write_atomic
+from driftloop.objectstore import (
+    CorruptObjectError,
+    ObjectMissingError,
+    ObjectStore,
+    download,
+    upload,
+)
+
+if TYPE_CHECKING:
+    from driftloop.registry import ModelRegistry
 
 FORMAT = "driftloop.dataset-snapshot/1"
 EVENT_TIMESTAMP = "event_timestamp"  # the column name Feast's FileSource expects by default
@@ -187,12 +203,25 @@ class SnapshotStore:
     With an ``engine`` the ``dataset_snapshots`` table is the index (``list``/``get`` read
     it, and ``verify`` also checks the folder against its row); without one the folder is.
     The row's ``path`` is relative to ``root`` (posix), so the store can be moved or
-    mounted elsewhere.
+    mounted elsewhere. With a ``remote`` object store (which needs the database as its
+    index) ``root`` is the local cache of verified copies.
     """
 
-    def __init__(self, root: Path, engine: Engine | None = None) -> None:
+    def __init__(self, root: Path, engine: Engine | None = None,
+                 remote: ObjectStore | None = None) -> None:
+        if remote is not None and engine is None:
+            raise ValueError("a snapshot store in an object store needs the database as "
+                             "its index: pass engine=")
         self.root = Path(root)
         self.engine = engine
+        self.remote = remote
+
+    @classmethod
+    def for_registry(cls, registry: ModelRegistry) -> SnapshotStore:
+        """The snapshots kept beside ``registry``'s artifacts: same database, same folder
+        or object store."""
+        return cls(registry.artifacts.root, engine=registry.engine,
+                   remote=registry.artifacts.remote)
 
     @property
     def datasets_dir(self) -> Path:
@@ -239,6 +268,8 @@ class SnapshotStore:
             write_atomic(tmp / MANIFEST, _json_bytes(manifest))
             for name in SNAPSHOT_FILES:
                 (tmp / name).chmod(_READ_ONLY)
+            if self.remote is not None:  # fails the write (no row) when the upload fails
+                upload(self.remote, _object_key(snapshot_id), tmp)
         snapshot = Snapshot(snapshot_id, final, manifest)
         if self.engine is not None:  # only now: a row never points at a missing folder
             self._insert(snapshot)
@@ -256,7 +287,48 @@ class SnapshotStore:
                 db.dataset_snapshots.c.id == snapshot_id)).one_or_none()
         if row is None:
             raise SnapshotNotFoundError(f"no snapshot {snapshot_id!r} in dataset_snapshots")
-        return Snapshot(row.id, self.root / row.path, dict(row.manifest))
+        snapshot = Snapshot(row.id, self.root / row.path, dict(row.manifest))
+        if self.remote is not None and not snapshot.path.is_dir():
+            self._fetch(snapshot)
+        return snapshot
+
+    def _fetch(self, snapshot: Snapshot) -> None:
+        """Download the snapshot's object, check all its hashes against the row's manifest
+        in a temporary folder, then rename it into the cache."""
+        assert self.remote is not None
+
+        def check(folder: Path) -> None:
+            present = {p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                       if p.is_file()}
+            if present != SNAPSHOT_FILES:
+                raise SnapshotIntegrityError(f"object holds {sorted(present)}, not "
+                                             f"{sorted(SNAPSHOT_FILES)}", file=where)
+            manifest = json.loads((folder / MANIFEST).read_bytes())
+            if manifest != snapshot.manifest:
+                raise SnapshotIntegrityError("differs from the manifest recorded in the "
+                                             "database", file=MANIFEST)
+            _check_files(folder, manifest)
+
+        where = f"{self.remote.url}/{_object_key(snapshot.id)}"
+        try:
+            download(self.remote, _object_key(snapshot.id), snapshot.path, check)
+        except ObjectMissingError:
+            raise SnapshotIntegrityError("snapshot object is missing", file=where) from None
+        except (CorruptObjectError, ValueError) as exc:
+            raise SnapshotIntegrityError(f"unreadable: {exc}", file=where) from exc
+
+    def orphan_objects(self, older_than: float) -> list[str]:
+        """Snapshot objects no ``dataset_snapshots`` row lists, older than ``older_than``
+        seconds (a write killed between its upload and its row): safe to delete."""
+        if self.remote is None:
+            return []
+        assert self.engine is not None
+        with self.engine.connect() as conn:
+            ids = set(conn.execute(sa.select(db.dataset_snapshots.c.id)).scalars())
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        return [item.key for item in self.remote.list(f"{DATASETS_DIR}/")
+                if item.key.removeprefix(f"{DATASETS_DIR}/").removesuffix(".tar") not in ids
+                and item.last_modified < cutoff]
 
     def list(self) -> list[Snapshot]:
         """Every snapshot, oldest first (database rows, or complete folders under root)."""
@@ -284,6 +356,8 @@ class SnapshotStore:
             path = snapshot
         elif _not_an_id(snapshot):
             raise SnapshotNotFoundError(f"{snapshot!r} is not a snapshot id")
+        elif self.remote is not None:  # fetched (and checked) first when not here yet
+            path = self.get(snapshot).path
         else:
             path = self.datasets_dir / snapshot
         if not path.is_dir():
@@ -511,6 +585,10 @@ def _iso(moment: datetime) -> str:
 def _json_bytes(document: Mapping[str, Any]) -> bytes:
     """Stable JSON: sorted keys, ASCII only, ``\\n`` line ends (no CR for DVC 2 to strip)."""
     return (json.dumps(document, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def _object_key(snapshot_id: str) -> str:
+    return f"{DATASETS_DIR}/{snapshot_id}.tar"
 
 
 def _not_an_id(name: str) -> bool:

@@ -95,12 +95,12 @@ def demo_settings(folder: Path, options: DemoOptions, token: str) -> Settings:
 def train_first_version(settings: Settings, stream: DriftingStream | Stream, rows: int) -> int:
     """v1: the first ``rows`` events as a snapshot, fitted by the built-in trainer and
     promoted — the champion the loop starts from."""
-    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    registry = ModelRegistry.for_settings(settings)
     start = datetime.now(UTC) - timedelta(seconds=rows)
     frame = stream.frame(0, rows).assign(
         request_id=[f"train-{i}" for i in range(rows)],
         **{EVENT_TIMESTAMP: [start + timedelta(seconds=i) for i in range(rows)]})
-    snapshot = SnapshotStore(settings.data_dir, engine=registry.engine).write(
+    snapshot = SnapshotStore.for_registry(registry).write(
         frame, query={"source": "river RandomRBF stream", "events": [0, rows]})
     model = SklearnTrainer(ESTIMATOR).train(snapshot, None, {})
     version = registry.push_candidate(MODEL, model, dataset=(snapshot.id, snapshot.sha256),

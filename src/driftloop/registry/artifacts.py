@@ -1,9 +1,15 @@
-"""Model artifacts on disk: written once, atomically, and verified before every load.
+"""Model artifacts: written once, atomically, and verified before every load.
 
 ``<root>/models/<name>/<version>/`` holds what the adapter wrote plus ``artifact.json``
 (framework and per-file sha256). The version's **sha256** is the sha256 of the lines
 ``"<relative path>\\0<file sha256>\\n"`` over every file in the folder, sorted by path:
 a change to any byte, a missing file or an extra file changes it.
+
+With a remote :class:`~driftloop.objectstore.ObjectStore` (``--artifacts s3://...``) the
+version is also uploaded, as the one object ``models/<name>/<version>.tar``, *before*
+``write`` returns (so before the registry inserts its row), and ``<root>`` becomes this
+host's cache: a version missing there is downloaded, unpacked into a temporary folder,
+checked against the recorded sha256 and only then renamed into place and loaded.
 """
 
 from __future__ import annotations
@@ -13,11 +19,19 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from driftloop.fsutil import atomic_directory, file_digest
 from driftloop.models.base import ModelAdapter
+from driftloop.objectstore import (
+    CorruptObjectError,
+    ObjectMissingError,
+    ObjectStore,
+    download,
+    upload,
+)
 from driftloop.registry.errors import ArtifactIntegrityError
 
 MANIFEST = "artifact.json"
@@ -53,10 +67,17 @@ def folder_digest(folder: Path) -> tuple[str, int]:
 
 
 class ArtifactStore:
-    """Model folders under ``root / "models"``."""
+    """Model folders under ``root / "models"``, and in ``remote`` when there is one."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, remote: ObjectStore | None = None) -> None:
         self.root = Path(root)
+        self.remote = remote
+
+    def describe(self, relative: str) -> str:
+        """Where the artifact lives, for messages (a URL holds no credential)."""
+        if self.remote is not None:
+            return f"{self.remote.url}/{relative}.tar"
+        return str(self.root / relative)
 
     def write(self, name: str, version: int, model: Any, adapter: ModelAdapter) -> StoredArtifact:
         relative = f"models/{check_model_name(name)}/{version}"
@@ -68,11 +89,15 @@ class ArtifactStore:
                     "files": files}
             (tmp / MANIFEST).write_text(json.dumps(meta, indent=2, sort_keys=True))
             sha256, size = folder_digest(tmp)
+            if self.remote is not None:  # fails the push (no row) when the upload fails
+                upload(self.remote, f"{relative}.tar", tmp)
         return StoredArtifact(relative, sha256, size)
 
     def verify(self, relative: str, expected_sha256: str) -> Path:
         """The artifact folder, after checking its sha256; ArtifactIntegrityError otherwise."""
         folder = self.root / relative
+        if not folder.is_dir() and self.remote is not None:
+            self._fetch(relative, expected_sha256)
         if not folder.is_dir():
             raise ArtifactIntegrityError(f"artifact {folder} is missing")
         actual, _ = folder_digest(folder)
@@ -85,6 +110,18 @@ class ArtifactStore:
 
     def load(self, relative: str, expected_sha256: str, adapter: ModelAdapter) -> Any:
         return adapter.load(self.verify(relative, expected_sha256))
+
+    def _fetch(self, relative: str, expected_sha256: str) -> None:
+        """Download, unpack and check the version, then rename it into the local cache."""
+        assert self.remote is not None
+        where = self.describe(relative)
+        try:
+            download(self.remote, f"{relative}.tar", self.root / relative,
+                     lambda tmp: _check_digest(tmp, expected_sha256, where))
+        except ObjectMissingError:
+            raise ArtifactIntegrityError(f"artifact {where} is missing") from None
+        except CorruptObjectError as exc:
+            raise ArtifactIntegrityError(f"artifact {exc}; it was not loaded") from exc
 
     def orphans(self, referenced: set[str], older_than: float) -> list[Path]:
         """Model folders no row references and temporary folders a crash left behind,
@@ -100,3 +137,23 @@ class ArtifactStore:
             if folder.is_dir() and relative not in referenced and folder.stat().st_mtime < cutoff:
                 found.append(folder)
         return found
+
+    def remote_orphans(self, referenced: set[str], older_than: float) -> list[str]:
+        """Objects under ``models/`` that no row references, older than ``older_than``
+        seconds (a push killed between its upload and its row); unfinished multipart
+        uploads of that age are aborted on the way."""
+        if self.remote is None:
+            return []
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        self.remote.abort_stale_uploads(cutoff)
+        return [item.key for item in self.remote.list("models/")
+                if item.key.removesuffix(".tar") not in referenced
+                and item.last_modified < cutoff]
+
+
+def _check_digest(folder: Path, expected_sha256: str, where: str) -> None:
+    actual, _ = folder_digest(folder)
+    if actual != expected_sha256:
+        raise ArtifactIntegrityError(
+            f"artifact {where} is corrupt: sha256 {actual} != recorded {expected_sha256}; it "
+            "was not loaded. Restore it from a backup or roll back to another version.")

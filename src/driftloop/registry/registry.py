@@ -19,10 +19,12 @@ missing or partial artifact) and verified against their sha256 before every load
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +35,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from driftloop import db
+from driftloop.config import Settings
+from driftloop.data.snapshots import SnapshotStore
 from driftloop.models.base import ModelAdapter, adapter_for, adapter_named, default_adapters
+from driftloop.objectstore import open_location
 from driftloop.registry.artifacts import ArtifactStore, check_model_name
 from driftloop.registry.errors import ModelNotFoundError, PromotionConflictError
 
@@ -92,13 +97,29 @@ class ModelRegistry:
         self.adapters = list(adapters) if adapters is not None else default_adapters()
 
     @classmethod
-    def open(cls, url: str, *, artifacts: str | Path = "artifacts",
+    def open(cls, url: str, *, artifacts: str | Path = "artifacts", cache: str | Path | None = None,
              adapters: Sequence[ModelAdapter] | None = None) -> ModelRegistry:
         """A registry on ``url`` (``sqlite:///path.db`` or ``postgresql+psycopg://…``) with
-        artifacts under the folder ``artifacts``."""
+        artifacts under the folder ``artifacts``, or in the object store
+        ``artifacts="s3://bucket/prefix"`` with this host's verified copies under ``cache``
+        (default: a folder in the temporary directory). Any other URL scheme is refused
+        (:class:`~driftloop.objectstore.UnsupportedLocationError`)."""
+        remote = open_location(artifacts)
+        if remote is None:
+            root = Path(artifacts)
+        else:
+            root = Path(cache) if cache is not None else _default_cache(remote.url)
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return cls(db.create_engine(url), ArtifactStore(Path(artifacts)), adapters)
+        return cls(db.create_engine(url), ArtifactStore(root, remote), adapters)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ModelRegistry:
+        """The registry a server or the loop uses: ``database_url``, with artifacts in
+        ``artifacts_url`` (cached in ``data_dir``) or, without one, in ``data_dir``."""
+        return cls.open(settings.database_url,
+                        artifacts=settings.artifacts_url or settings.data_dir,
+                        cache=settings.data_dir)
 
     # ------------------------------------------------------------------ writing
     def push_candidate(
@@ -352,19 +373,28 @@ class ModelRegistry:
                                                   created_at=db.aware(row.created_at).isoformat(),
                                                   parent_id=row.parent_id)
 
-    def collect_garbage(self, older_than: float = 3600.0) -> list[Path]:
-        """Delete artifact folders that no version references (a push killed between its
-        artifact and its row, or a temporary folder) older than ``older_than`` seconds."""
+    def collect_garbage(self, older_than: float = 3600.0) -> list[str]:
+        """Delete artifact folders and objects that no version references (a push killed
+        between its artifact and its row, or a temporary folder), and snapshot objects no
+        snapshot row lists, older than ``older_than`` seconds; returns where they were
+        (paths relative to the store, or object URLs)."""
         with self.engine.connect() as conn:
             referenced = set(conn.execute(sa.select(db.model_versions.c.artifact_path)).scalars())
-        removed = self.artifacts.orphans(referenced, older_than)
-        for folder in removed:
+        removed = []
+        for folder in self.artifacts.orphans(referenced, older_than):
             shutil.rmtree(folder)
+            removed.append(folder.relative_to(self.artifacts.root).as_posix())
+        remote = self.artifacts.remote
+        snapshots = SnapshotStore.for_registry(self)
+        for key in [*self.artifacts.remote_orphans(referenced, older_than),
+                    *snapshots.orphan_objects(older_than)]:
+            assert remote is not None
+            remote.delete(key)
+            removed.append(f"{remote.url}/{key}")
         if removed:
             with db.transaction(self.engine) as conn:
                 self._audit(conn, "registry", "collect_garbage", None, None, None,
-                            {"removed": [p.relative_to(self.artifacts.root).as_posix()
-                                         for p in removed]})
+                            {"removed": removed})
         return removed
 
     # ------------------------------------------------------------------ internals
@@ -475,6 +505,12 @@ def _jsonable(values: Mapping[str, Any], field: str) -> dict[str, Any]:
         return dict(json.loads(json.dumps(dict(values), default=plain, allow_nan=False)))
     except ValueError as exc:
         raise ValueError(f"{field}: {exc}") from exc
+
+
+def _default_cache(url: str) -> Path:
+    """A per-store cache folder in the temporary directory (when no data_dir is given)."""
+    tag = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"driftloop-cache-{tag}"
 
 
 @functools.cache

@@ -135,6 +135,17 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
         return {"status": "ok" if champion else "starting",
                 "champion": champion.version if champion else None}
 
+    @app.get("/readyz", responses={503: {"description": "not ready: no champion loaded yet"}})
+    async def readyz() -> JSONResponse:
+        """Readiness, for load balancers and Kubernetes: 200 only once the champion is
+        loaded (sha256-verified) and warmed, which is when it takes its slot; 503 before.
+        /healthz stays liveness (the process answers)."""
+        champion = service.router.champion
+        if champion is None:
+            return JSONResponse({"status": "not ready", "reason": "no champion loaded yet"},
+                                status_code=503)
+        return JSONResponse({"status": "ready", "champion": champion.version})
+
     @app.post("/feedback")
     async def feedback(body: FeedbackRequest) -> dict[str, Any]:
         def label() -> Any:

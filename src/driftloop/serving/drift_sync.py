@@ -16,20 +16,32 @@ Worker loop (say every second, and after each pane close)::
             ...  # the only alarm for the whole fleet
 
 Leadership is a lock that the operating system or the database releases when its holder
-dies, so there is no lease to expire and no clock to trust:
+dies, plus, on PostgreSQL, a **lease with expiry** that keeps a leader that lost its
+database from acting on after another has taken over:
 
 - **PostgreSQL**: a session-level ``pg_try_advisory_lock`` on a connection the leader
-  keeps checked out for as long as it leads. A leader process that dies (even SIGKILL)
-  closes its socket, the server ends the session and the lock is free at once. A leader
-  *host* that vanishes without closing its socket is noticed by the server through the
-  TCP keepalive / user timeout set on that session (about 10-15 s, instead of the
-  kernel's default of hours).
+  keeps checked out for as long as it leads, and a row in ``leader_leases`` that the
+  leader renews through that connection at every poll (``expires_at`` =
+  ``clock_timestamp() + lease_seconds`` by the database's clock) and that carries an
+  ``epoch``, one more for every new holder. A leader counts itself the leader only until
+  ``lease_seconds * LEASE_SAFETY`` after it *sent* its last successful renewal, by its
+  own monotonic clock: that moment comes before the lease's ``expires_at``, so a leader
+  cut off from the database (a partition that swallows packets without an error, a hung
+  connection) stops leading, and :meth:`DriftLeader.is_leader` turns False for the loop,
+  before anyone else may take the lease. A newcomer needs the advisory lock *and* an
+  expired (or cleanly released) lease. Every write the leader makes checks its epoch in
+  the same transaction (``fence``): a deposed leader's late write is refused by the
+  database, not by the deposed leader's good will.
+  A leader process that dies (even SIGKILL) frees the advisory lock at once; its lease
+  lapses within ``lease_seconds``. A leader *host* that vanishes is noticed by the
+  server through the TCP keepalive / user timeout set on that session (about 10-15 s).
 - **SQLite**: an exclusive ``flock`` on a lock file next to the database, released by the
-  kernel when the holder's file descriptor closes, which process death does.
+  kernel when the holder's file descriptor closes, which process death does. (One host:
+  no partition to survive, so no lease.)
 
-**Failover time** is therefore the followers' polling interval (plus ~10-15 s when a whole
-PostgreSQL client host disappears): whoever calls :meth:`DriftLeader.try_lead` next after
-the lock frees becomes the leader.
+**Failover time** after a leader dies is therefore at most ``lease_seconds`` plus the
+followers' polling interval on PostgreSQL (at once after a clean release), and the
+polling interval on SQLite.
 
 Clocks: pane ids and the freshness of ``drift_windows`` rows both come from the hosts'
 clocks, so hosts sharing one PostgreSQL must keep them in step (NTP) to well within
@@ -78,6 +90,15 @@ _PG_SESSION_SETTINGS = (
     ("tcp_keepalives_count", "3"),
     ("tcp_user_timeout", "10000"),
 )
+
+
+#: A leader stops counting itself the leader this share of ``lease_seconds`` after it sent
+#: its last renewal, leaving a margin for the step or loop tick it may be in the middle of.
+LEASE_SAFETY = 0.8
+
+
+class LeadershipLostError(RuntimeError):
+    """The lease this leader held has another holder (or expired): its write is refused."""
 
 
 def advisory_lock_key(model_name: str, schema: str = "") -> int:
@@ -207,10 +228,13 @@ class DriftLeader:
         *,
         lock_path: str | os.PathLike[str] | None = None,
         stale_after: float = 30.0,
+        lease_seconds: float = 3.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not stale_after > 0:
             raise ValueError(f"stale_after must be > 0 seconds, got {stale_after}")
+        if not lease_seconds > 0:
+            raise ValueError(f"lease_seconds must be > 0 seconds, got {lease_seconds}")
         self._dialect = _check_dialect(engine)
         if isinstance(base, DriftDetector):
             detector = DriftDetector.from_bytes(base.to_bytes(), policy=base.policy,
@@ -222,6 +246,7 @@ class DriftLeader:
         self.model_name = model_name
         self.leader_id = leader_id
         self.stale_after = float(stale_after)
+        self.lease_seconds = float(lease_seconds)
         self.clock = clock
         self._detector = detector
         self._lock_path: Path | None = None
@@ -231,6 +256,9 @@ class DriftLeader:
         self._fd: int | None = None  # SQLite: the flocked lock file
         self._conn: Connection | None = None  # PostgreSQL: the session holding the lock
         self._key: int | None = None
+        self._epoch: int | None = None  # PostgreSQL: the lease's fencing token while held
+        self._deadline = 0.0  # time.monotonic() after which this leader stops leading
+        self._waiting_logged = False
         self._evaluated_pane: int | None = None
         self._warned: set[tuple[str, str]] = set()
 
@@ -246,7 +274,13 @@ class DriftLeader:
         """
         if self._dialect == "sqlite":
             return self._fd is not None
-        return self._conn is not None and self._pg_alive(ping=False)
+        return (self._conn is not None and self._epoch is not None
+                and time.monotonic() < self._deadline and self._pg_alive(ping=False))
+
+    @property
+    def epoch(self) -> int | None:
+        """The fencing token of the lease this leader holds (PostgreSQL), else ``None``."""
+        return self._epoch if self.is_leader else None
 
     @property
     def lock_path(self) -> Path | None:
@@ -264,10 +298,10 @@ class DriftLeader:
         """
         if self._dialect == "sqlite":
             return self._fd is not None or self._acquire_flock()
-        if self._conn is not None and self._pg_alive(ping=True):
-            return True
         try:
-            return self._acquire_pg()
+            if self._conn is not None and self._pg_alive(ping=True):
+                return self.is_leader or self._take_lease()
+            return self._acquire_pg() and self._take_lease()
         except sa.exc.OperationalError as exc:
             logger.warning("drift leader %r for %r: cannot reach PostgreSQL to compete "
                            "for leadership: %s", self.leader_id, self.model_name, exc)
@@ -286,7 +320,13 @@ class DriftLeader:
             # processes lock two different files of the same name.
         if self._conn is not None:
             conn, self._conn = self._conn, None
+            epoch, self._epoch = self._epoch, None
             try:
+                if epoch is not None:  # lapse the lease now: the next leader need not wait
+                    conn.execute(sa.text(
+                        "UPDATE leader_leases SET expires_at = clock_timestamp() "
+                        "WHERE name = :name AND holder = :holder AND epoch = :epoch"),
+                        {"name": self._lease_name, "holder": self.leader_id, "epoch": epoch})
                 conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
             except sa.exc.DBAPIError:
                 pass  # a dead session holds no lock
@@ -345,6 +385,69 @@ class DriftLeader:
         logger.info("drift leader %r now leads model %r", self.leader_id, self.model_name)
         return True
 
+    @property
+    def _lease_name(self) -> str:
+        return f"drift:{self.model_name}"
+
+    def _take_lease(self) -> bool:
+        """With the advisory lock held: take the lease once the last holder's has lapsed
+        (or it is this leader's own, from a session it lost), with a new epoch."""
+        assert self._conn is not None
+        started = time.monotonic()
+        epoch = self._conn.execute(sa.text(
+            "INSERT INTO leader_leases AS l (name, holder, epoch, expires_at) "
+            "VALUES (:name, :holder, 1, clock_timestamp() + make_interval(secs => :ttl)) "
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+            "epoch = l.epoch + 1, expires_at = excluded.expires_at "
+            "WHERE l.expires_at <= clock_timestamp() "
+            "OR (l.holder = :holder AND l.epoch = :mine) RETURNING epoch"),
+            {"name": self._lease_name, "holder": self.leader_id, "ttl": self.lease_seconds,
+             "mine": self._epoch if self._epoch is not None else -1}).scalar()
+        if epoch is None:
+            if not self._waiting_logged:
+                self._waiting_logged = True
+                logger.info("drift leader %r for %r: waiting for the last leader's lease "
+                            "to lapse (at most %.1f s)", self.leader_id, self.model_name,
+                            self.lease_seconds)
+            return False
+        self._epoch, self._deadline = int(epoch), started + self.lease_seconds * LEASE_SAFETY
+        self._waiting_logged = False
+        logger.info("drift leader %r now leads model %r (lease epoch %d)", self.leader_id,
+                    self.model_name, self._epoch)
+        return True
+
+    def _renew(self, conn: Connection) -> None:
+        """Extend the lease held; LeadershipLostError when it has another holder."""
+        started = time.monotonic()
+        renewed = conn.execute(sa.text(
+            "UPDATE leader_leases SET expires_at = clock_timestamp() + make_interval(secs => "
+            ":ttl) WHERE name = :name AND holder = :holder AND epoch = :epoch "
+            "AND expires_at > clock_timestamp() RETURNING epoch"),
+            {"name": self._lease_name, "holder": self.leader_id, "epoch": self._epoch,
+             "ttl": self.lease_seconds}).first()
+        if renewed is None:
+            raise LeadershipLostError(f"the lease of epoch {self._epoch} lapsed or was taken")
+        self._deadline = started + self.lease_seconds * LEASE_SAFETY
+
+    def fence(self, conn: Connection) -> None:
+        """Inside a write transaction on ``conn``: raise :class:`LeadershipLostError`
+        unless this leader still holds its lease (same epoch, not expired, by the
+        database's clock). The row stays share-locked until the transaction ends, so no
+        takeover can commit in between: the write lands under this epoch or not at all."""
+        if self._dialect == "sqlite":
+            if self._fd is None:
+                raise LeadershipLostError(f"{self.leader_id!r} does not lead")
+            return
+        held = conn.execute(sa.text(
+            "SELECT epoch FROM leader_leases WHERE name = :name AND holder = :holder "
+            "AND epoch = :epoch AND expires_at > clock_timestamp() FOR SHARE"),
+            {"name": self._lease_name, "holder": self.leader_id,
+             "epoch": self._epoch if self._epoch is not None else -1}).first()
+        if held is None:
+            raise LeadershipLostError(
+                f"drift leader {self.leader_id!r} no longer holds the lease of "
+                f"{self.model_name!r} (epoch {self._epoch}): write refused")
+
     def _pg_alive(self, *, ping: bool) -> bool:
         """Whether the dedicated session is usable; gives the leadership up when it is not."""
         conn = self._conn
@@ -357,9 +460,16 @@ class DriftLeader:
                 raise ConnectionError("the leader's connection is broken")
             if not ping:  # something to read on an idle session: an error, or its end
                 ping = bool(select.select([raw.fileno()], [], [], 0)[0])
-            if ping:
+            if ping and self._epoch is not None:
+                self._renew(conn)  # the renewal is the ping
+            elif ping:
                 conn.execute(sa.text("SELECT 1"))
             return True
+        except LeadershipLostError as exc:
+            logger.warning("drift leader %r lost the lease of %r (%s): leadership given up",
+                           self.leader_id, self.model_name, exc)
+            self.release()
+            return False
         except (sa.exc.DBAPIError, ConnectionError, OSError, ValueError) as exc:
             logger.warning("drift leader %r lost its PostgreSQL session (%s): leadership of "
                            "%r given up; try_lead() competes again", self.leader_id, exc,
@@ -439,13 +549,14 @@ class DriftLeader:
             report = det.last_report
         if report is None:
             report = det.report()
-        self._store(report, [w for w, _ in merged], rejected, now)
+        if not self._store(report, [w for w, _ in merged], rejected, now):
+            return []  # deposed meanwhile: the new leader raises the alarms
         return events
 
     def _still_leading(self) -> bool:
         if self._dialect == "sqlite":
             return self._fd is not None
-        return self._conn is not None and self._pg_alive(ping=True)
+        return self.is_leader  # the lease's local deadline; _store's fence asks the database
 
     def _pane_settled(self, pane_id: int, deltas: Sequence[WindowDelta], now: float) -> bool:
         """Every fresh worker has moved past ``pane_id``, or it ended ``stale_after`` ago.
@@ -459,7 +570,8 @@ class DriftLeader:
         return now >= (pane_id + 1) * self._detector.pane_seconds + self.stale_after
 
     def _store(self, report: DriftReport, workers: list[str], rejected: list[str],
-               now: float) -> None:
+               now: float) -> bool:
+        """Upsert the merged report under this leader's lease; False when fenced out."""
         payload = _json_safe({
             **report.to_dict(),
             "workers": len(workers),
@@ -478,8 +590,15 @@ class DriftLeader:
             index_elements=[table.c.model_name],
             set_={"updated_at": stamp, "leader_id": self.leader_id, "report": payload},
         )
-        with db.transaction(self.engine) as conn:
-            conn.execute(stmt)
+        try:
+            with db.transaction(self.engine) as conn:
+                self.fence(conn)
+                conn.execute(stmt)
+        except LeadershipLostError as exc:
+            logger.warning("%s", exc)
+            self.release()
+            return False
+        return True
 
     def _warn_once(self, worker_id: str, exc: Exception) -> None:
         key = (worker_id, str(exc))

@@ -68,8 +68,7 @@ class ModelService:
 
     def __init__(self, settings: Settings, registry: ModelRegistry | None = None) -> None:
         self.settings = settings
-        self.registry = registry or ModelRegistry.open(settings.database_url,
-                                                       artifacts=settings.data_dir)
+        self.registry = registry or ModelRegistry.for_settings(settings)
         self.name = settings.model_name
         self.worker_id = f"{uuid.uuid4().hex[:8]}"
         self.instance = f"{socket.gethostname()}:{os.getpid()}:{self.worker_id}"
@@ -406,7 +405,7 @@ class ModelService:
     # ------------------------------------------------------------------ reference data
     def _reference_for(self, champion: ModelVersion) -> pd.DataFrame:
         if champion.dataset_id:
-            store = SnapshotStore(self.settings.data_dir, engine=self.registry.engine)
+            store = SnapshotStore.for_registry(self.registry)
             frame = pd.read_parquet(store.get(champion.dataset_id).train_path)
         elif self.settings.reference is not None:
             frame = read_table(self.settings.reference).to_pandas()

@@ -157,7 +157,7 @@ class RetrainOrchestrator:
         self.name = settings.model_name
         self.runs = RunStore(registry.engine, self.name)
         self.log = PredictionLog(registry.engine)
-        self.snapshots = SnapshotStore(Path(settings.data_dir), engine=registry.engine)
+        self.snapshots = SnapshotStore.for_registry(registry)
         self.gate = ShadowGate(GateConfig(
             metric=settings.gate_metric, min_delta=settings.min_delta,
             alpha=settings.gate_alpha, min_samples=settings.min_samples,
@@ -315,6 +315,7 @@ class RetrainOrchestrator:
             trainer=self.settings.trainer, options=dict(self.settings.trainer_options),
             params={}, data_dir=str(self.settings.data_dir),
             database_url=self.settings.database_url, model_name=self.name,
+            artifacts_url=self.settings.artifacts_url,
             snapshot_id=run.snapshot_id, parent_version=run.parent_version,
             threads=self.settings.resolved_threads,
             out_dir=str(Path(self.settings.data_dir) / "runs" / run.id / f"attempt-{attempt}"))

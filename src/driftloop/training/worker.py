@@ -52,6 +52,7 @@ class TrainingJob:
     out_dir: str
     parent_version: int | None = None
     threads: int = 1  # BLAS/OpenMP threads the trainer may use (driftloop.threads)
+    artifacts_url: str = ""  # the object store, when artifacts are not under data_dir
 
 
 async def train_in_subprocess(job: TrainingJob, *, timeout_s: float,
@@ -155,8 +156,9 @@ def run_job(job: TrainingJob) -> None:
     from driftloop.registry import ModelRegistry  # noqa: PLC0415
     from driftloop.training.sklearn import import_object  # noqa: PLC0415
 
-    registry = ModelRegistry.open(job.database_url, artifacts=job.data_dir)
-    store = SnapshotStore(Path(job.data_dir), engine=registry.engine)
+    registry = ModelRegistry.open(job.database_url, artifacts=job.artifacts_url or job.data_dir,
+                                  cache=job.data_dir)
+    store = SnapshotStore.for_registry(registry)
     snapshot = store.verify(job.snapshot_id)
     parent = (registry.load(job.model_name, job.parent_version)
               if job.parent_version is not None else None)
