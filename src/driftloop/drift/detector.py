@@ -40,6 +40,7 @@ from driftloop.drift.stats import (
     chi2_homogeneity,
     chi2_pvalue,
     js_distance,
+    ks_pvalues,
     ks_statistics,
     psi,
     total_variation,
@@ -64,15 +65,13 @@ DEFAULT_PANES = 2
 
 @dataclass(frozen=True)
 class NumericLayout:
-    """The numeric features' slot spaces laid end to end, so that their statistics are a
-    few array passes rather than a Python loop: feature ``c`` owns global slots
-    ``slot_offset[c] ..`` and its reference ECDF (led by a 0) sits in ``reference_cdf``
-    shifted by one more per numeric feature before it (``ordinal[c]``)."""
+    """The numeric features' slot spaces laid end to end, so that their histograms are one
+    array pass rather than a Python loop: feature ``c`` owns global slots
+    ``slot_offset[c] ..``; ``bin_edges`` holds every numeric feature's bin boundaries in
+    those global slots."""
 
     columns: list[int]
     slot_offset: npt.NDArray[np.intp]
-    ordinal: npt.NDArray[np.intp]
-    reference_cdf: npt.NDArray[np.float64]
     bin_edges: npt.NDArray[np.intp]
     bin_split: npt.NDArray[np.intp]
 
@@ -80,20 +79,16 @@ class NumericLayout:
     def of(cls, profiles: Sequence[FeatureProfile]) -> NumericLayout:
         numeric = [(i, p) for i, p in enumerate(profiles) if isinstance(p, NumericProfile)]
         slot_offset = np.zeros(len(profiles), dtype=np.intp)
-        ordinal = np.zeros(len(profiles), dtype=np.intp)
         edges: list[npt.NDArray[np.intp]] = []
         start = 0
-        for k, (i, p) in enumerate(numeric):
-            slot_offset[i], ordinal[i] = start, k
+        for i, p in numeric:
+            slot_offset[i] = start
             edges.append(p.bin_first_slot + start)
             start += p.n_slots
         edges.append(np.array([start], dtype=np.intp))
         return cls(
             columns=[i for i, _ in numeric],
             slot_offset=slot_offset,
-            ordinal=ordinal,
-            reference_cdf=np.concatenate([p.reference_cdf for _, p in numeric]
-                                         or [np.zeros(1)]),
             bin_edges=np.concatenate(edges),
             bin_split=np.cumsum([p.n_bins for _, p in numeric])[:-1],
         )
@@ -389,7 +384,7 @@ class DriftDetector:
             if isinstance(profile, NumericProfile):
                 numeric.append((i, occupied, counts))
             else:
-                histogram = window.totals[i]
+                histogram = window.histogram(i)
                 statistic, dof = chi2_homogeneity(profile.reference_bins, histogram)
                 rows[i].update(chi2_statistic=statistic, chi2_pvalue=chi2_pvalue(statistic, dof))
                 current[i, : histogram.size] = histogram
@@ -401,6 +396,13 @@ class DriftDetector:
                 batch = []
         if batch:
             self._numeric_statistics(batch, rows, current)
+        if numeric:
+            tested = [i for i, _, _ in numeric]
+            pvalues = ks_pvalues([rows[i]["ks_statistic"] for i in tested],
+                                 [rows[i]["reference_count"] for i in tested],
+                                 [rows[i]["count"] for i in tested])
+            for i, pvalue in zip(tested, pvalues.tolist(), strict=True):
+                rows[i]["ks_pvalue"] = pvalue
         for i, row in enumerate(rows):
             if row["count"]:
                 row["current_histogram"] = tuple(current[i, : self._columns[i].n_bins].tolist())
@@ -421,17 +423,23 @@ class DriftDetector:
         self, numeric: list[tuple[int, npt.NDArray[np.intp], IntArray]],
         rows: list[dict[str, Any]], current: IntArray,
     ) -> None:
-        """KS statistics and histograms of every numeric feature in a few array passes:
-        the features' slots are laid end to end (see :meth:`_layout_numeric`)."""
+        """KS statistics and histograms of several numeric features in a few array passes:
+        the features' occupied slots are laid end to end (see :class:`NumericLayout`)."""
         layout = self._numeric_layout
         columns = [i for i, _, _ in numeric]
         lengths = [occupied.size for _, occupied, _ in numeric]
-        slots = np.concatenate([occupied for _, occupied, _ in numeric])
-        slots += np.repeat(layout.slot_offset[columns], lengths)
+        high: list[npt.NDArray[np.float64]] = []
+        low: list[npt.NDArray[np.float64]] = []
+        for i, occupied, _ in numeric:
+            profile = self._columns[i]
+            assert isinstance(profile, NumericProfile)
+            high.append(profile.cumulative_at(occupied) / profile.n)
+            low.append(profile.cumulative_at(occupied - 1) / profile.n)
         counts = np.concatenate([counts for _, _, counts in numeric])
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        cdf_index = slots + np.repeat(layout.ordinal[columns], lengths)
-        statistics = ks_statistics(layout.reference_cdf, cdf_index, counts, starts)
+        statistics = ks_statistics(np.concatenate(high), np.concatenate(low), counts, starts)
+        slots = np.concatenate([occupied for _, occupied, _ in numeric])
+        slots += np.repeat(layout.slot_offset[columns], lengths)
         histograms = np.split(bin_counts(layout.bin_edges, slots, counts), layout.bin_split)
         for i, d in zip(columns, statistics.tolist(), strict=True):
             rows[i]["ks_statistic"] = d
