@@ -38,7 +38,7 @@ from driftloop.drift.report import DriftReport, FeatureDrift
 from driftloop.drift.stats import (
     bin_counts,
     chi2_homogeneity,
-    chi2_pvalue,
+    chi2_pvalues,
     js_distance,
     ks_pvalues,
     ks_statistics,
@@ -386,8 +386,14 @@ class DriftDetector:
             else:
                 histogram = window.histogram(i)
                 statistic, dof = chi2_homogeneity(profile.reference_bins, histogram)
-                rows[i].update(chi2_statistic=statistic, chi2_pvalue=chi2_pvalue(statistic, dof))
+                rows[i].update(chi2_statistic=statistic, chi2_dof=dof)
                 current[i, : histogram.size] = histogram
+        chi2_rows = [row for row in rows if "chi2_dof" in row]
+        if chi2_rows:
+            pvalues = chi2_pvalues(np.array([row["chi2_statistic"] for row in chi2_rows]),
+                                   np.array([row.pop("chi2_dof") for row in chi2_rows]))
+            for row, pvalue in zip(chi2_rows, pvalues.tolist(), strict=True):
+                row["chi2_pvalue"] = pvalue
         batch: list[tuple[int, npt.NDArray[np.intp], IntArray]] = []
         for item in numeric:  # batches of ~NUMERIC_BATCH slots keep the arrays in cache
             batch.append(item)
