@@ -49,9 +49,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import river.datasets
 from scipy import stats
 
-import river.datasets
 from driftloop.drift import DriftDetector, DriftReport
 
 SEED = 14
@@ -60,9 +60,9 @@ DATASETS = Path(river.datasets.__file__).parent
 
 # ---------------------------------------------------------------------------- data
 def _zipped_csv(name: str) -> pd.DataFrame:
-    with zipfile.ZipFile(DATASETS / name) as archive:
-        with archive.open(archive.namelist()[0]) as handle:
-            return pd.read_csv(handle)
+    with zipfile.ZipFile(DATASETS / name) as archive, \
+            archive.open(archive.namelist()[0]) as handle:
+        return pd.read_csv(handle)
 
 
 def mixed_table(rows: int, seed: int) -> pd.DataFrame:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.spatial.distance import jensenshannon
 from scipy import special
+from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, ks_2samp, kstwo
 from tests.drift.helpers import direct_psi
 

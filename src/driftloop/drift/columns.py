@@ -175,8 +175,8 @@ def factorized(column: Any) -> Factorized | None:
     Arrow compute in C (``pandas.factorize``, ``dictionary_encode``); None only when
     pandas is not installed and the column is a plain list or array."""
     dtype = getattr(column, "dtype", None)
-    if hasattr(column, "iloc") and hasattr(dtype, "categories"):  # pandas category
-        categories = dtype.categories
+    if hasattr(column, "iloc") and dtype is not None and hasattr(dtype, "categories"):
+        categories = dtype.categories  # a pandas category: codes and categories ready
         return Factorized(np.asarray(column.array.codes, dtype=np.intp),
                           categories.tolist, dtype)
     if hasattr(column, "to_pylist"):  # pyarrow Array or ChunkedArray
@@ -194,12 +194,12 @@ def _arrow_factorized(column: Any) -> Factorized:
     codes: list[npt.NDArray[np.intp]] = []
     labels: list[Any] = []
     for chunk in getattr(column, "chunks", [column]):
-        if not str(chunk.type).startswith("dictionary"):
-            chunk = chunk.dictionary_encode()
-        indices = np.asarray(chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False),
+        encoded = (chunk if str(chunk.type).startswith("dictionary")
+                   else chunk.dictionary_encode())
+        indices = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False),
                              dtype=np.intp)
         codes.append(np.where(indices >= 0, indices + len(labels), -1))
-        labels.extend(chunk.dictionary.to_pylist())
+        labels.extend(encoded.dictionary.to_pylist())
     joined = np.concatenate(codes) if codes else np.zeros(0, dtype=np.intp)
     return Factorized(joined, lambda: labels)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +146,7 @@ class DriftDetector:
         numeric: Sequence[str] = (),
         features: Sequence[str] | None = None,
         psi_bins: int = 10,
+        resolution: float | Mapping[str, float] | None = None,
         window: int = DEFAULT_WINDOW,
         panes: int = DEFAULT_PANES,
         pane_seconds: float | None = None,
@@ -157,6 +158,14 @@ class DriftDetector:
         Kinds are inferred (bool, string and category columns are categorical) unless
         named in ``categorical`` / ``numeric``. ``output`` holds the model's outputs on
         the reference rows, when the output is to be monitored too.
+
+        ``resolution`` (one number, or a mapping from numeric feature name to a number)
+        rounds that feature's reference and live values to the nearest multiple of it
+        before counting. A numeric feature holds 24 bytes per distinct reference value;
+        rounding bounds the distinct values to ``(max − min) / resolution + 1``. Every
+        statistic stays exact *for the rounded data*; against the raw data, KS D can only
+        shrink, by at most the larger share of either sample that falls in one rounding
+        cell, and values closer than the resolution fall into the same PSI/JS bin side.
         """
         names = list(features) if features is not None else column_names(reference)
         known = set(column_names(reference))
@@ -169,8 +178,16 @@ class DriftDetector:
         if psi_bins < 2:
             raise ValueError(f"psi_bins must be >= 2, got {psi_bins}")
         kinds = {n: "categorical" for n in categorical} | {n: "numeric" for n in numeric}
+        resolutions = (dict(resolution) if isinstance(resolution, Mapping)
+                       else dict.fromkeys(names, resolution))
+        for name in resolutions:
+            if name not in names:
+                raise DriftInputError("resolution given for a feature that is not monitored",
+                                      feature=name)
         profiles = [
-            _build_profile(n, get_column(reference, n), kinds.get(n), psi_bins) for n in names
+            _build_profile(n, get_column(reference, n), kinds.get(n), psi_bins,
+                           resolutions.get(n))
+            for n in names
         ]
         output_profile = None if output is None else _build_profile(OUTPUT, output, None, psi_bins)
         return cls(
@@ -196,7 +213,8 @@ class DriftDetector:
             raise DriftInputError("this detector monitors the output: pass the new reference's "
                                   "outputs too", feature=OUTPUT)
         self._features = [
-            _build_profile(p.name, _column_of(reference, p.name), p.kind, psi_bins)
+            _build_profile(p.name, _column_of(reference, p.name), p.kind, psi_bins,
+                           p.resolution if isinstance(p, NumericProfile) else None)
             for p in self._features
         ]
         if self._output is not None:
@@ -517,9 +535,10 @@ def _column_of(reference: Table, name: str) -> Any:
     return get_column(reference, name)
 
 
-def _build_profile(name: str, column: Any, kind: str | None, psi_bins: int) -> FeatureProfile:
+def _build_profile(name: str, column: Any, kind: str | None, psi_bins: int,
+                   resolution: float | None = None) -> FeatureProfile:
     if kind is None:
         kind = infer_kind(column)
     if kind == "numeric":
-        return NumericProfile.build(name, column, psi_bins)
+        return NumericProfile.build(name, column, psi_bins, resolution)
     return CategoricalProfile.build(name, column)

@@ -49,6 +49,9 @@ class NumericProfile:
     counts: IntArray
     missing: int
     psi_bins: int
+    #: When set, reference and live values are rounded to the nearest multiple of it
+    #: (:func:`round_to`) before they are counted: see ``from_reference(resolution=...)``.
+    resolution: float | None = None
     kind: Kind = field(default="numeric", init=False)
 
     def __post_init__(self) -> None:
@@ -107,17 +110,18 @@ class NumericProfile:
         Equal-slot ``2i + 1`` covers values up to and including ``values[i]``, between-slot
         ``2i`` those below ``values[i]``, so both read ``cumulative[(slot + 1) // 2]``.
         """
-        return self.cumulative[(slots + 1) >> 1]
+        at: IntArray = self.cumulative[(slots + 1) >> 1]
+        return at
 
     def encode(self, column: Any) -> npt.NDArray[np.int32]:
         """Slot of every value; :data:`MISSING` for NaN, ±inf and None."""
-        x = numeric_values(column, self.name)
+        x = round_to(numeric_values(column, self.name), self.resolution)
         finite = np.isfinite(x)
         xf = x if finite.all() else x[finite]
         i = np.searchsorted(self.values, xf, side="left")
         # Past the end, "clip" reads the maximum, which is below xf: never equal.
         equal = self.values.take(i, mode="clip") == xf
-        encoded = (2 * i + equal).astype(np.int32)
+        encoded: npt.NDArray[np.int32] = (2 * i + equal).astype(np.int32)
         if xf is x:
             return encoded
         slots = np.full(x.size, MISSING, dtype=np.int32)
@@ -135,15 +139,22 @@ class NumericProfile:
         x = float(value)
         if not math.isfinite(x):
             return MISSING
+        if self.resolution is not None:
+            x = float(round_to(np.array([x]), self.resolution)[0])
         i = int(self.values.searchsorted(x))
         return 2 * i + (i < self.values.size and float(self.values[i]) == x)
 
     def fingerprint_parts(self) -> list[bytes]:
-        return [self.values.tobytes(), self.counts.tobytes(), self.cuts.tobytes()]
+        return [self.values.tobytes(), self.counts.tobytes(), self.cuts.tobytes(),
+                repr(self.resolution).encode()]
 
     @classmethod
-    def build(cls, name: str, column: Any, psi_bins: int) -> NumericProfile:
-        x = numeric_values(column, name)
+    def build(cls, name: str, column: Any, psi_bins: int,
+              resolution: float | None = None) -> NumericProfile:
+        if resolution is not None and not (math.isfinite(resolution) and resolution > 0):
+            raise DriftInputError(f"resolution must be a positive number, got {resolution!r}",
+                                  feature=name)
+        x = round_to(numeric_values(column, name), resolution)
         finite = x[np.isfinite(x)]
         if finite.size == 0:
             raise DriftInputError("the reference has no finite values", feature=name)
@@ -154,7 +165,17 @@ class NumericProfile:
                 "drop the feature or declare it categorical",
                 feature=name,
             )
-        return cls(name, values, counts.astype(np.int64), int(x.size - finite.size), psi_bins)
+        return cls(name, values, counts.astype(np.int64), int(x.size - finite.size), psi_bins,
+                   resolution)
+
+
+def round_to(x: FloatArray, resolution: float | None) -> FloatArray:
+    """``x`` rounded to the nearest multiple of ``resolution`` (ties to even); ``x`` itself
+    when there is none. Reference and live values go through the same rounding, so the
+    statistics are exact for the rounded data."""
+    if resolution is None:
+        return x
+    return np.asarray(np.round(x / resolution) * resolution)
 
 
 @dataclass(eq=False)
@@ -254,7 +275,9 @@ class CategoricalProfile:
                                     [codes.size - present.size, *counts.tolist()])
 
     @classmethod
-    def _of_label_counts(cls, name: str, labels: list[Any], counts: list[int]) -> CategoricalProfile:
+    def _of_label_counts(
+        cls, name: str, labels: list[Any], counts: list[int]
+    ) -> CategoricalProfile:
         totals: dict[Any, int] = {}
         missing = 0
         for value, count in zip(labels, counts, strict=True):

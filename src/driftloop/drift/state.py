@@ -125,7 +125,7 @@ def dump(det: DriftDetector) -> bytes:
         if isinstance(p, NumericProfile):
             arrays[f"c{j}.values"] = p.values
             columns.append({"name": p.name, "kind": p.kind, "missing": p.missing,
-                            "psi_bins": p.psi_bins})
+                            "psi_bins": p.psi_bins, "resolution": p.resolution})
         else:
             columns.append({"name": p.name, "kind": p.kind, "missing": p.missing,
                             "categories": p.categories})
@@ -165,8 +165,10 @@ def _restore(cls: type[DriftDetector], state: dict[str, Any],
             values = arrays[f"c{j}.values"]
             if values.size < 2 or values.size != counts.size or np.any(np.diff(values) <= 0):
                 raise DriftFormatError(f"column {col['name']!r}: reference values are invalid")
+            resolution = col.get("resolution")
             profiles.append(NumericProfile(col["name"], values, counts, int(col["missing"]),
-                                           int(col["psi_bins"])))
+                                           int(col["psi_bins"]),
+                                           None if resolution is None else float(resolution)))
         else:
             if len(col["categories"]) != counts.size:
                 raise DriftFormatError(f"column {col['name']!r}: categories and counts differ")

@@ -178,12 +178,12 @@ def smirnov_sf(n: FloatArray, x: FloatArray) -> FloatArray:
     out = np.empty(n.shape)
     few = span <= SMIRNOV_TERMS
     if few.any():
-        u = np.floor(lo[few])[:, None] + np.arange(SMIRNOV_TERMS + 1)
+        u = np.floor(lo[few])[:, None] + np.arange(SMIRNOV_TERMS + 1, dtype=np.float64)
         out[few] = _smirnov_terms(n[few], x[few], u, np.floor(top[few])).sum(axis=1)
     many = ~few
     if many.any():
         step = span[many] / (SMIRNOV_NODES - 1)
-        u = lo[many][:, None] + step[:, None] * np.arange(SMIRNOV_NODES)
+        u = lo[many][:, None] + step[:, None] * np.arange(SMIRNOV_NODES, dtype=np.float64)
         terms = _smirnov_terms(n[many], x[many], u, top[many])
         out[many] = (terms.sum(axis=1) - (terms[:, 0] + terms[:, -1]) / 2) * step
     return out
