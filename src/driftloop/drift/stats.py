@@ -28,17 +28,15 @@ FloatArray = npt.NDArray[np.float64]
 PSI_EPSILON = 1e-4
 
 
-def ks_statistics(
+def ks_statistic(
     reference_high: FloatArray, reference_low: FloatArray, counts: IntArray,
-    starts: npt.NDArray[np.intp],
-) -> FloatArray:
-    """Exact two-sample KS statistics of ``scipy.stats.ks_2samp``, for several features at
-    once, from slot counts.
+    running: IntArray,
+) -> float:
+    """Exact two-sample KS statistic of ``scipy.stats.ks_2samp``, from slot counts.
 
-    Each feature is a run of the arrays starting at ``starts`` (runs are non-empty), one
-    entry per occupied window slot in increasing slot order: ``counts`` the window's count
-    there, ``reference_high`` the reference ECDF at the slot and ``reference_low`` the one
-    at the slot just below it.
+    One entry per occupied window slot, in increasing slot order: ``counts`` the window's
+    count there, ``running`` their cumulative sum, ``reference_high`` the reference ECDF
+    at the slot and ``reference_low`` the one at the slot just below it.
 
     Between two occupied slots the window ECDF is flat while the reference ECDF rises, so
     the largest gap on that stretch sits at one of its ends: the slot just below an
@@ -46,24 +44,21 @@ def ks_statistics(
     O(occupied slots). The ECDFs are integer counts divided by the sample size, as scipy
     computes them, so the result is equal to the last bit.
     """
-    lengths = np.diff(np.append(starts, counts.size))
-    running = np.cumsum(counts)
-    after = running - np.repeat(running[starts] - counts[starts], lengths)
-    m = np.repeat(after[starts + lengths - 1], lengths)
-    gaps = np.maximum(np.abs(reference_high - after / m),
-                      np.abs(reference_low - (after - counts) / m))
-    return np.asarray(np.maximum.reduceat(gaps, starts))
+    m = running[-1]
+    return float(max(np.abs(reference_high - running / m).max(),
+                     np.abs(reference_low - (running - counts) / m).max()))
 
 
 def bin_counts(
-    edges: npt.NDArray[np.intp], slots: npt.NDArray[np.intp], counts: IntArray
+    edges: npt.NDArray[np.intp], slots: npt.NDArray[np.intp], running: IntArray
 ) -> IntArray:
     """Per-bin totals of sorted slot counts, for bins that are runs of consecutive slots.
 
     ``edges[b]`` is the first slot of bin ``b`` and ``edges[-1]`` one past the last slot;
-    a binary search per edge replaces a pass over every occupied slot.
+    ``running`` is the cumulative count over ``slots``. A binary search per edge replaces
+    a pass over every occupied slot.
     """
-    cumulative = np.concatenate(([0], np.cumsum(counts)))
+    cumulative = np.concatenate(([0], running))
     return np.diff(cumulative[np.searchsorted(slots, edges, side="left")])
 
 

@@ -98,6 +98,9 @@ class PaneWindow:
         self._sparse: list[tuple[npt.NDArray[np.int32], IntArray]] = [empty] * len(slot_sizes)
         self.missing = np.zeros(len(self.slot_sizes), dtype=np.int64)
         self.events = 0
+        #: Bumped whenever the closed panes' totals change: statistics computed at one
+        #: version hold until the next.
+        self.version = 0
         self.open = OpenPane(first_id, self.slot_sizes)
 
     def occupied(self, feature: int) -> tuple[npt.NDArray[np.intp], IntArray]:
@@ -146,6 +149,7 @@ class PaneWindow:
             self._apply(self.closed.pop(0), -1)
 
     def _apply(self, pane: Pane, sign: int) -> None:
+        self.version += 1
         for f, (slots, counts) in enumerate(zip(pane.slots, pane.counts, strict=True)):
             dense = self._dense[f]
             if dense is not None:
