@@ -198,9 +198,18 @@ class DriftDetector:
         self._reference_bins = np.zeros((len(self._columns), width), dtype=np.int64)
         for i, p in enumerate(self._columns):
             self._reference_bins[i, : p.n_bins] = p.reference_bins
-        self.fingerprint = fingerprint(self._columns)
+        self._fingerprint: str | None = None
         self._window = PaneWindow([p.n_slots for p in self._columns], self.panes)
         self._cached_statistics: tuple[PaneWindow, int, list[FeatureDrift]] | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A sha256 over the reference profiles, computed on first use: merging and
+        serialising need it, a one-off report does not (hashing a 1e6-value reference
+        costs more than reporting on it)."""
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(self._columns)
+        return self._fingerprint
 
     @property
     def feature_names(self) -> list[str]:

@@ -118,7 +118,7 @@ class NumericProfile:
         x = round_to(numeric_values(column, self.name), self.resolution)
         finite = np.isfinite(x)
         xf = x if finite.all() else x[finite]
-        i = np.searchsorted(self.values, xf, side="left")
+        i = _lookup(self.values, xf)
         # Past the end, "clip" reads the maximum, which is below xf: never equal.
         equal = self.values.take(i, mode="clip") == xf
         encoded: npt.NDArray[np.int32] = (2 * i + equal).astype(np.int32)
@@ -167,6 +167,23 @@ class NumericProfile:
             )
         return cls(name, values, counts.astype(np.int64), int(x.size - finite.size), psi_bins,
                    resolution)
+
+
+#: References with more distinct values than this are searched with sorted keys: the
+#: binary searches then walk the reference in order instead of missing the cache at
+#: random (measured: 3x faster for 1e6 values in 1e6, 1.3x for 1,000 in 100k).
+SORTED_LOOKUP_MIN = 4096
+
+
+def _lookup(values: FloatArray, x: FloatArray) -> npt.NDArray[np.intp]:
+    """``np.searchsorted(values, x, side="left")``, sorting ``x`` first when ``values``
+    is larger than the cache (:data:`SORTED_LOOKUP_MIN`)."""
+    if values.size <= SORTED_LOOKUP_MIN or x.size < 64:
+        return np.searchsorted(values, x, side="left")
+    order = np.argsort(x)
+    found = np.empty(x.size, dtype=np.intp)
+    found[order] = np.searchsorted(values, x[order], side="left")
+    return found
 
 
 def round_to(x: FloatArray, resolution: float | None) -> FloatArray:
