@@ -155,8 +155,11 @@ class PaneWindow:
             if dense is not None:
                 dense[slots] += sign * counts
                 continue
-            # Both runs are sorted: the stable sort in sorted_counts merges them in O(n).
             held, held_counts = self._sparse[f]
+            if not held.size and sign > 0:
+                self._sparse[f] = (slots, counts)
+                continue
+            # Both runs are sorted: the stable sort in sorted_counts merges them in O(n).
             merged, summed = sorted_counts(np.concatenate([held, slots]),
                                            np.concatenate([held_counts, sign * counts]))
             kept = summed != 0
