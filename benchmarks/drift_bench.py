@@ -308,10 +308,19 @@ def window_detector(inputs: EvalInputs) -> DriftDetector:
     return det
 
 
+def fresh_windows(inputs: EvalInputs, calls: int = 64) -> Iterator[DriftDetector]:
+    """Copies of one detector whose window was never evaluated: ``report()`` on each
+    computes every statistic from the counts, as a pane close does (a second ``report()``
+    of an unchanged window would reuse them and time only the verdict)."""
+    blob = window_detector(inputs).to_bytes()
+    copies = [DriftDetector.from_bytes(blob) for _ in range(calls)]
+    assert copies[0].report().window_size == copies[0].window
+    return iter(copies[1:])
+
+
 def prepare_driftloop(inputs: EvalInputs) -> Timed:
-    det = window_detector(inputs)
-    assert det.report().window_size == det.window
-    return det.report
+    copies = fresh_windows(inputs)
+    return lambda: next(copies).report()
 
 
 def report_with_pvalues(det: DriftDetector) -> DriftReport:
@@ -322,7 +331,8 @@ def report_with_pvalues(det: DriftDetector) -> DriftReport:
 
 
 def prepare_driftloop_pvalues(inputs: EvalInputs) -> Timed:
-    return partial(report_with_pvalues, window_detector(inputs))
+    copies = fresh_windows(inputs)
+    return lambda: report_with_pvalues(next(copies))
 
 
 def ingest_and_report(det: DriftDetector, current: Columns) -> DriftReport:
