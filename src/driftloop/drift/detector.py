@@ -37,7 +37,7 @@ from driftloop.drift.report import DriftReport, FeatureDrift
 from driftloop.drift.stats import (
     bin_counts,
     chi2_homogeneity,
-    chi2_pvalues,
+    chi2_pvalue,
     js_distance,
     ks_pvalues,
     ks_statistic,
@@ -386,16 +386,10 @@ class DriftDetector:
             if isinstance(profile, NumericProfile):
                 numeric.append((i, occupied, counts))
             else:
-                histogram = window.histogram(i)
+                histogram = window.totals[i]
                 statistic, dof = chi2_homogeneity(profile.reference_bins, histogram)
-                rows[i].update(chi2_statistic=statistic, chi2_dof=dof)
+                rows[i].update(chi2_statistic=statistic, chi2_pvalue=chi2_pvalue(statistic, dof))
                 current[i, : histogram.size] = histogram
-        chi2_rows = [row for row in rows if "chi2_dof" in row]
-        if chi2_rows:
-            pvalues = chi2_pvalues(np.array([row["chi2_statistic"] for row in chi2_rows]),
-                                   np.array([row.pop("chi2_dof") for row in chi2_rows]))
-            for row, pvalue in zip(chi2_rows, pvalues.tolist(), strict=True):
-                row["chi2_pvalue"] = pvalue
         for i, occupied, counts in numeric:
             profile = self._columns[i]
             assert isinstance(profile, NumericProfile)

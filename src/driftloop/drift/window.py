@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -112,6 +113,12 @@ class PaneWindow:
         occupied = np.flatnonzero(dense)
         return occupied, dense[occupied]
 
+    @property
+    def totals(self) -> Sequence[IntArray]:
+        """The window's count in every slot, feature by feature (``totals[i]``), built on
+        access for the features that keep only their occupied slots."""
+        return _Totals(self)
+
     def histogram(self, feature: int) -> IntArray:
         """The window's count in every slot of ``feature``."""
         dense = self._dense[feature]
@@ -166,6 +173,23 @@ class PaneWindow:
             self._sparse[f] = (merged[kept], summed[kept])
         self.missing += sign * pane.missing
         self.events += sign * pane.events
+
+
+class _Totals(Sequence[IntArray]):
+    def __init__(self, window: PaneWindow) -> None:
+        self._window = window
+
+    def __len__(self) -> int:
+        return len(self._window.slot_sizes)
+
+    @overload
+    def __getitem__(self, index: int) -> IntArray: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[IntArray]: ...
+    def __getitem__(self, index: int | slice) -> IntArray | Sequence[IntArray]:
+        if isinstance(index, slice):
+            return [self._window.histogram(i) for i in range(len(self))[index]]
+        return self._window.histogram(range(len(self))[index])
 
 
 def sorted_counts(
