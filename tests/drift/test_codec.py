@@ -79,3 +79,20 @@ def test_window_bytes_merge_like_detectors_and_are_not_detectors(blob: bytes) ->
 def test_only_plain_numeric_dtypes_are_written() -> None:
     with pytest.raises(TypeError, match="dtype"):
         codec.pack({}, {"a": np.array(["x"], dtype=object)})
+
+
+def test_a_deflate_bomb_stops_at_the_declared_size() -> None:
+    import zlib  # noqa: PLC0415
+
+    header = b'{"state":{},"arrays":[["a","<i4",[4]]],"compression":"zlib"}'
+    payload = zlib.compress(b"\0" * 10_000_000)
+    body = struct.pack("<8sIQ", codec.MAGIC, codec.VERSION, len(header)) + header + payload
+    with pytest.raises(DriftFormatError, match="does not declare"):
+        codec.unpack(body + hashlib.sha256(body).digest())
+
+
+def test_compressed_arrays_round_trip() -> None:
+    arrays = {"a": np.arange(1000, dtype=np.int32), "b": np.ones(50, dtype=np.int64)}
+    state, back = codec.unpack(codec.pack({"k": 1}, arrays, compress=True))
+    assert state == {"k": 1}
+    assert all(np.array_equal(back[k], v) for k, v in arrays.items())

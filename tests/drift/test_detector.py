@@ -244,3 +244,18 @@ def test_a_merging_process_alarms_on_its_replicas_windows() -> None:
         events += leader.evaluate()
     assert leader.report().window_size == 1200  # two panes of 2 x 300 events
     assert len(events) == 1 and events[0].drifted_features == ("age",)
+
+
+def test_statistics_are_reused_only_while_the_window_is_unchanged() -> None:
+    det = make(window=1000, panes=2)
+    det.observe(stationary(1000))
+    first = det.report()
+    assert det.report().features == first.features  # no pane closed: the same numbers
+    det.observe(stationary(499, seed=9))  # the open pane does not count yet
+    assert det.report().features == first.features
+    shifted = stationary(500, seed=10)
+    shifted["age"] += 10
+    det.observe(shifted)  # a pane closes and the oldest is evicted
+    after = det.report().features["age"]
+    assert after.ks_statistic != first.features["age"].ks_statistic
+    assert DriftDetector.from_bytes(det.to_bytes()).report().features["age"] == after

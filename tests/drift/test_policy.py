@@ -6,6 +6,7 @@ import pytest
 
 from driftloop.drift import DriftPolicy, FeatureDrift
 from driftloop.drift.policy import AlarmState
+from driftloop.drift.stats import ks_pvalue
 
 
 def column(name: str, pvalue: float, js: float = 0.5, count: int = 1000) -> FeatureDrift:
@@ -17,7 +18,8 @@ def column(name: str, pvalue: float, js: float = 0.5, count: int = 1000) -> Feat
 def numeric(name: str, d: float, js: float) -> FeatureDrift:
     """A numeric column: KS statistic ``d`` on 1000 vs 1000 values (p from scipy's formula)."""
     return FeatureDrift(name, "numeric", 1000, 0, reference_count=1000, ks_statistic=d,
-                        psi=js * 2, js_distance=js, total_variation=js)
+                        ks_pvalue=ks_pvalue(d, 1000, 1000), psi=js * 2, js_distance=js,
+                        total_variation=js)
 
 
 def drifted(policy: DriftPolicy, columns: list[FeatureDrift], fill: float = 1.0) -> list[str]:

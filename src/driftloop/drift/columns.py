@@ -8,7 +8,8 @@ pandas or pyarrow itself and stays usable with neither installed.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -73,12 +74,19 @@ def infer_kind(column: Any) -> Kind:
     if array.dtype.kind in "iuf":
         return "numeric"
     if array.dtype.kind == "O":
+        pandas = optional_pandas()
+        if pandas is not None:
+            inferred = pandas.api.types.infer_dtype(array.ravel(), skipna=True)
+            return "numeric" if inferred in _NUMERIC_OBJECTS else "categorical"
         present = [v for v in array.ravel().tolist() if not is_missing(v)]
         if present and all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in present
         ):
             return "numeric"
     return "categorical"
+
+
+_NUMERIC_OBJECTS = frozenset({"integer", "floating", "mixed-integer-float"})
 
 
 def is_missing(value: object) -> bool:
@@ -91,20 +99,52 @@ def is_missing(value: object) -> bool:
 
 
 def numeric_values(column: Any, feature: str) -> npt.NDArray[np.float64]:
-    """``column`` as float64, missing values as NaN; a clear error for non-numbers."""
+    """``column`` as float64, missing values as NaN; a clear error for non-numbers.
+
+    Every path is vectorised: pandas and Arrow convert in C (nulls become NaN), and an
+    object array is checked by pandas' type inference rather than value by value.
+    """
     try:
         if hasattr(column, "iloc"):  # pandas Series, including nullable dtypes
             return np.asarray(column.to_numpy(dtype="float64", na_value=np.nan))
-        if hasattr(column, "to_pylist"):  # pyarrow: nulls become None, then NaN
-            column = column.to_pylist()
+        if hasattr(column, "to_pylist"):  # pyarrow Array or ChunkedArray
+            if not str(column.type).startswith((*_ARROW_NUMERIC_PREFIXES, "bool")):
+                raise TypeError(column.type)
+            return np.asarray(column.cast("float64").to_numpy(zero_copy_only=False))
         array = np.asarray(column)
         if array.dtype.kind == "O":
-            array = np.array([np.nan if is_missing(v) else v for v in array.ravel()])
+            array = _object_numbers(array.ravel())
         if array.dtype.kind not in "biuf":
             raise TypeError(array.dtype)
         return np.asarray(array, dtype=np.float64).ravel()
     except (TypeError, ValueError) as exc:
         raise not_a_number(feature, _first_non_number(column)) from exc
+
+
+_NUMBER_KINDS = frozenset({"integer", "floating", "mixed-integer-float", "boolean", "empty"})
+
+
+def _object_numbers(array: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """An object array of numbers and missing markers (None, NaN, pandas NA) as float64."""
+    pandas = optional_pandas()
+    if pandas is None:
+        return np.array([np.nan if is_missing(v) else v for v in array.tolist()],
+                        dtype=np.float64)
+    if pandas.api.types.infer_dtype(array, skipna=True) not in _NUMBER_KINDS:
+        raise TypeError("not numbers")
+    missing = pandas.isna(array)
+    out = np.full(array.size, np.nan)
+    out[~missing] = array[~missing].astype(np.float64)
+    return out
+
+
+def optional_pandas() -> Any:
+    """The pandas module when it is installed, else None (the core runs without it)."""
+    try:
+        import pandas  # noqa: PLC0415 - optional, imported on first use only
+    except ImportError:  # pragma: no cover - pandas is a driftloop dependency
+        return None
+    return pandas
 
 
 def not_a_number(feature: str, sample: object) -> DriftInputError:
@@ -114,6 +154,54 @@ def not_a_number(feature: str, sample: object) -> DriftInputError:
         "if its values are labels",
         feature=feature,
     )
+
+
+@dataclass(frozen=True)
+class Factorized:
+    """A categorical column as integer codes into its distinct labels, -1 for a null.
+
+    Mapping the few distinct labels to a profile's slots and then indexing by the codes
+    replaces a dictionary look-up per value. ``key`` (hashable, or None) identifies the
+    label set when it can be reused from batch to batch: a pandas ``CategoricalDtype``.
+    """
+
+    codes: npt.NDArray[np.intp]
+    labels: Callable[[], list[Any]]
+    key: Hashable | None = None
+
+
+def factorized(column: Any) -> Factorized | None:
+    """The codes a pandas category or Arrow dictionary already carries, or that pandas /
+    Arrow compute in C (``pandas.factorize``, ``dictionary_encode``); None only when
+    pandas is not installed and the column is a plain list or array."""
+    dtype = getattr(column, "dtype", None)
+    if hasattr(column, "iloc") and dtype is not None and hasattr(dtype, "categories"):
+        categories = dtype.categories  # a pandas category: codes and categories ready
+        return Factorized(np.asarray(column.array.codes, dtype=np.intp),
+                          categories.tolist, dtype)
+    if hasattr(column, "to_pylist"):  # pyarrow Array or ChunkedArray
+        return _arrow_factorized(column)
+    pandas = optional_pandas()
+    if pandas is None:
+        return None
+    if not hasattr(column, "iloc"):
+        column = categorical_values(column)
+    codes, uniques = pandas.factorize(column, use_na_sentinel=True)
+    return Factorized(np.asarray(codes, dtype=np.intp), uniques.tolist)
+
+
+def _arrow_factorized(column: Any) -> Factorized:
+    codes: list[npt.NDArray[np.intp]] = []
+    labels: list[Any] = []
+    for chunk in getattr(column, "chunks", [column]):
+        encoded = (chunk if str(chunk.type).startswith("dictionary")
+                   else chunk.dictionary_encode())
+        indices = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False),
+                             dtype=np.intp)
+        codes.append(np.where(indices >= 0, indices + len(labels), -1))
+        labels.extend(encoded.dictionary.to_pylist())
+    joined = np.concatenate(codes) if codes else np.zeros(0, dtype=np.intp)
+    return Factorized(joined, lambda: labels)
 
 
 def categorical_values(column: Any) -> npt.NDArray[Any]:

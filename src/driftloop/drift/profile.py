@@ -13,21 +13,22 @@ the last slot is the "unseen" bucket for labels the reference never had.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import itertools
 import json
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from driftloop.drift.columns import (
+    Factorized,
     Kind,
     categorical_values,
+    factorized,
     is_missing,
     not_a_number,
     numeric_values,
@@ -48,23 +49,23 @@ class NumericProfile:
     counts: IntArray
     missing: int
     psi_bins: int
+    #: When set, reference and live values are rounded to the nearest multiple of it
+    #: (:func:`round_to`) before they are counted: see ``from_reference(resolution=...)``.
+    resolution: float | None = None
     kind: Kind = field(default="numeric", init=False)
 
     def __post_init__(self) -> None:
         k = self.values.size
         self.n = int(self.counts.sum())
-        cumulative = np.cumsum(self.counts)
+        # cumulative[i] reference values below values[i]; cumulative[-1] == n. With the
+        # values and the counts it is all the profile holds per distinct value (24 bytes).
+        self.cumulative: IntArray = np.concatenate(([0], np.cumsum(self.counts)))
+        cumulative = self.cumulative[1:]
         # Inverted-CDF quantiles: cut points are always reference values.
         probs = np.arange(1, self.psi_bins) / self.psi_bins
         positions = np.searchsorted(cumulative, probs * self.n, side="left")
         cuts = np.unique(self.values[np.minimum(positions, k - 1)])
         self.cuts: FloatArray = cuts[cuts > self.values[0]]
-        # Reference CDF at every slot: equal-slot 2i+1 -> C_i, between-slot 2i -> C_{i-1}.
-        cum_at_slot = np.zeros(2 * k + 1, dtype=np.int64)
-        cum_at_slot[1::2] = cumulative
-        cum_at_slot[2::2] = cumulative
-        # Shifted by one: reference_cdf[s + 1] is the CDF at slot s, reference_cdf[0] = 0.
-        self.reference_cdf: FloatArray = np.concatenate(([0.0], cum_at_slot / self.n))
         # Bin of every slot: 0 underflow, 1..len(cuts)+1 inside, last overflow.
         value_bins = np.searchsorted(self.cuts, self.values, side="right") + 1
         slot_bins = np.empty(2 * k + 1, dtype=np.int64)
@@ -103,17 +104,27 @@ class NumericProfile:
         inner[x > self.values[-1]] = self.n_bins - 1
         return inner
 
+    def cumulative_at(self, slots: npt.NDArray[np.intp]) -> IntArray:
+        """Reference values at or below each slot: the reference ECDF times ``n``.
+
+        Equal-slot ``2i + 1`` covers values up to and including ``values[i]``, between-slot
+        ``2i`` those below ``values[i]``, so both read ``cumulative[(slot + 1) // 2]``.
+        """
+        at: IntArray = self.cumulative[(slots + 1) >> 1]
+        return at
+
     def encode(self, column: Any) -> npt.NDArray[np.int32]:
         """Slot of every value; :data:`MISSING` for NaN, ±inf and None."""
-        x = numeric_values(column, self.name)
-        slots = np.full(x.size, MISSING, dtype=np.int32)
+        x = round_to(numeric_values(column, self.name), self.resolution)
         finite = np.isfinite(x)
         xf = x if finite.all() else x[finite]
-        i = np.searchsorted(self.values, xf, side="left")
-        equal = np.take(self._values_then_inf, i) == xf  # +inf past the end: never equal
+        i = _lookup(self.values, xf)
+        # Past the end, "clip" reads the maximum, which is below xf: never equal.
+        equal = self.values.take(i, mode="clip") == xf
         encoded: npt.NDArray[np.int32] = (2 * i + equal).astype(np.int32)
         if xf is x:
             return encoded
+        slots = np.full(x.size, MISSING, dtype=np.int32)
         slots[finite] = encoded
         return slots
 
@@ -128,23 +139,22 @@ class NumericProfile:
         x = float(value)
         if not math.isfinite(x):
             return MISSING
-        i = bisect.bisect_left(self._values_list, x)
-        return 2 * i + (i < len(self._values_list) and self._values_list[i] == x)
-
-    @cached_property
-    def _values_then_inf(self) -> FloatArray:
-        return np.append(self.values, np.inf)
-
-    @cached_property
-    def _values_list(self) -> list[float]:
-        return [float(v) for v in self.values.tolist()]
+        if self.resolution is not None:
+            x = float(round_to(np.array([x]), self.resolution)[0])
+        i = int(self.values.searchsorted(x))
+        return 2 * i + (i < self.values.size and float(self.values[i]) == x)
 
     def fingerprint_parts(self) -> list[bytes]:
-        return [self.values.tobytes(), self.counts.tobytes(), self.cuts.tobytes()]
+        return [self.values.tobytes(), self.counts.tobytes(), self.cuts.tobytes(),
+                repr(self.resolution).encode()]
 
     @classmethod
-    def build(cls, name: str, column: Any, psi_bins: int) -> NumericProfile:
-        x = numeric_values(column, name)
+    def build(cls, name: str, column: Any, psi_bins: int,
+              resolution: float | None = None) -> NumericProfile:
+        if resolution is not None and not (math.isfinite(resolution) and resolution > 0):
+            raise DriftInputError(f"resolution must be a positive number, got {resolution!r}",
+                                  feature=name)
+        x = round_to(numeric_values(column, name), resolution)
         finite = x[np.isfinite(x)]
         if finite.size == 0:
             raise DriftInputError("the reference has no finite values", feature=name)
@@ -155,7 +165,34 @@ class NumericProfile:
                 "drop the feature or declare it categorical",
                 feature=name,
             )
-        return cls(name, values, counts.astype(np.int64), int(x.size - finite.size), psi_bins)
+        return cls(name, values, counts.astype(np.int64), int(x.size - finite.size), psi_bins,
+                   resolution)
+
+
+#: References with more distinct values than this are searched with sorted keys: the
+#: binary searches then walk the reference in order instead of missing the cache at
+#: random (measured: 3x faster for 1e6 values in 1e6, 1.3x for 1,000 in 100k).
+SORTED_LOOKUP_MIN = 4096
+
+
+def _lookup(values: FloatArray, x: FloatArray) -> npt.NDArray[np.intp]:
+    """``np.searchsorted(values, x, side="left")``, sorting ``x`` first when ``values``
+    is larger than the cache (:data:`SORTED_LOOKUP_MIN`)."""
+    if values.size <= SORTED_LOOKUP_MIN or x.size < 64:
+        return np.searchsorted(values, x, side="left")
+    order = np.argsort(x)
+    found = np.empty(x.size, dtype=np.intp)
+    found[order] = np.searchsorted(values, x[order], side="left")
+    return found
+
+
+def round_to(x: FloatArray, resolution: float | None) -> FloatArray:
+    """``x`` rounded to the nearest multiple of ``resolution`` (ties to even); ``x`` itself
+    when there is none. Reference and live values go through the same rounding, so the
+    statistics are exact for the rounded data."""
+    if resolution is None:
+        return x
+    return np.asarray(np.round(x / resolution) * resolution)
 
 
 @dataclass(eq=False)
@@ -172,6 +209,7 @@ class CategoricalProfile:
         self.n = int(self.counts.sum())
         self.lookup: dict[Any, int] = {c: i for i, c in enumerate(self.categories)}
         self.reference_bins: IntArray = np.append(self.counts, 0).astype(np.int64)
+        self._label_maps: dict[Hashable, npt.NDArray[np.int32]] = {}
 
     @property
     def n_slots(self) -> int:
@@ -183,27 +221,43 @@ class CategoricalProfile:
         return [str(c) for c in self.categories] + ["(unseen)"]
 
     def encode(self, column: Any) -> npt.NDArray[np.int32]:
-        values = categorical_values(column)
+        """Slot of every label; :data:`MISSING` for None, NaN and pandas NA.
+
+        The column's distinct labels are mapped once (and, for a pandas category dtype,
+        remembered from batch to batch); the values then only index that small table.
+        """
+        factor = self._factorized(column)
+        if factor is None:  # no pandas: a dictionary look-up per value
+            lookup, unseen = self.lookup, len(self.categories)
+            return np.fromiter(
+                (MISSING if is_missing(v) else lookup.get(_plain(v), unseen)
+                 for v in categorical_values(column)),
+                dtype=np.int32,
+            )
+        table = self._label_maps.get(factor.key) if factor.key is not None else None
+        if table is None:
+            table = self._slots_of(factor.labels())
+            if factor.key is not None:
+                if len(self._label_maps) >= _LABEL_MAPS_KEPT:
+                    self._label_maps.clear()
+                self._label_maps[factor.key] = table
+        return table[factor.codes]
+
+    def _factorized(self, column: Any) -> Factorized | None:
+        try:
+            return factorized(column)
+        except TypeError:
+            raise DriftInputError("unhashable label", feature=self.name) from None
+
+    def _slots_of(self, labels: list[Any]) -> npt.NDArray[np.int32]:
+        """Slot of each distinct label, then :data:`MISSING` at the end for code -1."""
         unseen = len(self.categories)
-        if values.dtype.kind == "U" and unseen <= 32:  # few labels: one comparison each
-            codes_ = np.full(values.size, unseen, dtype=np.int32)
-            for code, category in enumerate(self.categories):
-                if isinstance(category, str):
-                    codes_[values == category] = code
-            return codes_
-        if values.dtype.kind in "US":  # no missing values possible: map the uniques
-            uniques, inverse = np.unique(values, return_inverse=True)
-            codes = np.array([self.lookup.get(u, unseen) for u in uniques.tolist()])
-            if not codes.size:
-                return inverse.astype(np.int32)
-            encoded: npt.NDArray[np.int32] = codes[inverse].astype(np.int32)
-            return encoded
-        lookup = self.lookup
-        return np.fromiter(
-            (MISSING if is_missing(v) else lookup.get(_plain(v), unseen) for v in values),
-            dtype=np.int32,
-            count=values.size,
-        )
+        try:
+            slots = [MISSING if is_missing(v) else self.lookup.get(_plain(v), unseen)
+                     for v in labels]
+        except TypeError:
+            raise DriftInputError("unhashable label", feature=self.name) from None
+        return np.array([*slots, MISSING], dtype=np.int32)
 
     def encode_one(self, value: Any) -> int:
         """Slot of one label, by the same rule as :meth:`encode`."""
@@ -219,11 +273,35 @@ class CategoricalProfile:
 
     @classmethod
     def build(cls, name: str, column: Any) -> CategoricalProfile:
-        labels: dict[Any, int] = {}
+        """Count the labels in C (pandas / Arrow factorisation and ``bincount``); only the
+        distinct labels pass through Python."""
+        try:
+            factor = factorized(column)
+        except TypeError:
+            raise DriftInputError("unhashable label", feature=name) from None
+        if factor is None:  # no pandas: count value by value
+            distinct: dict[Any, int] = {}
+            for value in categorical_values(column).tolist():
+                distinct[value] = distinct.get(value, 0) + 1
+            return cls._of_label_counts(name, list(distinct), list(distinct.values()))
+        codes = factor.codes
+        present = codes[codes >= 0]
+        labels = factor.labels()
+        counts = np.bincount(present, minlength=len(labels))
+        return cls._of_label_counts(name, [None, *labels],
+                                    [codes.size - present.size, *counts.tolist()])
+
+    @classmethod
+    def _of_label_counts(
+        cls, name: str, labels: list[Any], counts: list[int]
+    ) -> CategoricalProfile:
+        totals: dict[Any, int] = {}
         missing = 0
-        for value in categorical_values(column).tolist():
+        for value, count in zip(labels, counts, strict=True):
+            if not count:
+                continue
             if is_missing(value):
-                missing += 1
+                missing += count
                 continue
             label = _plain(value)
             if not isinstance(label, str | int | float | bool):
@@ -232,12 +310,16 @@ class CategoricalProfile:
                     f"got {type(value).__name__}",
                     feature=name,
                 )
-            labels[label] = labels.get(label, 0) + 1
-        if not labels:
+            totals[label] = totals.get(label, 0) + count
+        if not totals:
             raise DriftInputError("the reference has no values", feature=name)
-        categories = sorted(labels, key=lambda c: (type(c).__name__, c))
-        counts = np.array([labels[c] for c in categories], dtype=np.int64)
-        return cls(name, categories, counts, missing)
+        categories = sorted(totals, key=lambda c: (type(c).__name__, c))
+        return cls(name, categories, np.array([totals[c] for c in categories], dtype=np.int64),
+                   missing)
+
+
+#: Category dtypes whose slot tables a profile remembers (a stream rarely has more than one).
+_LABEL_MAPS_KEPT = 16
 
 
 FeatureProfile = NumericProfile | CategoricalProfile

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 from typing import Any, Literal
-
-from driftloop.drift.stats import ks_pvalue, ks_pvalue_above
 
 
 @dataclass(frozen=True)
@@ -16,9 +13,9 @@ class FeatureDrift:
 
     ``ks_statistic`` / ``ks_pvalue`` are set for numeric features and ``chi2_statistic`` /
     ``chi2_pvalue`` for categorical ones; ``pvalue`` is whichever test applies. Statistics
-    are ``None`` while the window holds no present value of the feature. ``ks_pvalue`` is
-    computed on first access: scipy's exact method is slow for large p-values, and the
-    alarm decision rarely needs it (see :func:`driftloop.drift.stats.ks_pvalue_above`).
+    are ``None`` while the window holds no present value of the feature. Every statistic
+    is computed when the window is evaluated (the KS p-values of all features in one
+    vectorised pass, :func:`driftloop.drift.stats.ks_pvalues`), so reading them is free.
     """
 
     name: str
@@ -27,6 +24,7 @@ class FeatureDrift:
     missing: int
     reference_count: int = 0
     ks_statistic: float | None = None
+    ks_pvalue: float | None = None
     chi2_statistic: float | None = None
     chi2_pvalue: float | None = None
     psi: float | None = None
@@ -42,18 +40,12 @@ class FeatureDrift:
     def with_verdict(
         self, *, effect: float | None, significant: bool, drifted: bool
     ) -> FeatureDrift:
-        """A copy carrying the policy's verdict (and any p-value already computed)."""
+        """A copy carrying the policy's verdict."""
         judged = copy.copy(self)  # ~10x cheaper than dataclasses.replace on 20 fields
         object.__setattr__(judged, "effect", effect)
         object.__setattr__(judged, "significant", significant)
         object.__setattr__(judged, "drifted", drifted)
         return judged
-
-    @cached_property
-    def ks_pvalue(self) -> float | None:
-        if self.ks_statistic is None:
-            return None
-        return ks_pvalue(self.ks_statistic, self.reference_count, self.count)
 
     @property
     def pvalue(self) -> float | None:
@@ -66,10 +58,6 @@ class FeatureDrift:
 
     def pvalue_above(self, level: float) -> bool:
         """True when the test's p-value exceeds ``level`` (or there is no test yet)."""
-        if self.kind == "numeric" and self.ks_statistic is not None:
-            if "ks_pvalue" in self.__dict__:
-                return self.ks_pvalue is None or self.ks_pvalue > level
-            return ks_pvalue_above(self.ks_statistic, self.reference_count, self.count, level)
         return self.pvalue is None or self.pvalue > level
 
     @property
@@ -79,7 +67,6 @@ class FeatureDrift:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["ks_pvalue"] = self.ks_pvalue
         out["pvalue"] = self.pvalue
         out["missing_share"] = self.missing_share
         return out

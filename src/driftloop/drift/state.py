@@ -58,7 +58,8 @@ def _window_parts(det: DriftDetector) -> tuple[dict[str, Any], dict[str, npt.NDA
         panes.append({"id": pane.id, "events": pane.events})
         arrays[f"p{k}.missing"] = pane.missing
         for j, (slots, counts) in enumerate(zip(pane.slots, pane.counts, strict=True)):
-            arrays[f"p{k}.{j}.slots"] = slots
+            # Sorted slots as gaps: small numbers that deflate well.
+            arrays[f"p{k}.{j}.slots"] = np.diff(slots, prepend=np.int32(0)).astype(np.int32)
             arrays[f"p{k}.{j}.counts"] = counts
     arrays["open.codes"] = det._window.open.codes
     meta = {
@@ -77,10 +78,12 @@ def _read_window(meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]],
                  sizes: list[int]) -> WindowDelta:
     closed = []
     for k, pane in enumerate(meta["closed"]):
-        slots = [arrays[f"p{k}.{j}.slots"].astype(np.int32) for j in range(len(sizes))]
+        slots = [np.cumsum(arrays[f"p{k}.{j}.slots"], dtype=np.int64).astype(np.int32)
+                 if arrays[f"p{k}.{j}.slots"].size else np.zeros(0, dtype=np.int32)
+                 for j in range(len(sizes))]
         counts = [arrays[f"p{k}.{j}.counts"] for j in range(len(sizes))]
         for s, c, size in zip(slots, counts, sizes, strict=True):
-            in_range = s.size == 0 or (s.min() >= 0 and s.max() < size)
+            in_range = s.size == 0 or (s[0] >= 0 and s[-1] < size and bool(np.all(np.diff(s) > 0)))
             if s.size != c.size or not in_range or np.any(c < 0):
                 raise DriftFormatError(f"pane {pane['id']}: slot counts out of range")
         closed.append(Pane(int(pane["id"]), int(pane["events"]), slots, counts,
@@ -98,7 +101,8 @@ def _read_window(meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]],
 
 def dump_window(det: DriftDetector) -> bytes:
     meta, arrays = _window_parts(det)
-    return codec.pack({"kind": "window", "fingerprint": det.fingerprint, **meta}, arrays)
+    return codec.pack({"kind": "window", "fingerprint": det.fingerprint, **meta}, arrays,
+                      compress=True)
 
 
 def load_window(det: DriftDetector, data: bytes) -> WindowDelta:
@@ -121,7 +125,7 @@ def dump(det: DriftDetector) -> bytes:
         if isinstance(p, NumericProfile):
             arrays[f"c{j}.values"] = p.values
             columns.append({"name": p.name, "kind": p.kind, "missing": p.missing,
-                            "psi_bins": p.psi_bins})
+                            "psi_bins": p.psi_bins, "resolution": p.resolution})
         else:
             columns.append({"name": p.name, "kind": p.kind, "missing": p.missing,
                             "categories": p.categories})
@@ -161,8 +165,10 @@ def _restore(cls: type[DriftDetector], state: dict[str, Any],
             values = arrays[f"c{j}.values"]
             if values.size < 2 or values.size != counts.size or np.any(np.diff(values) <= 0):
                 raise DriftFormatError(f"column {col['name']!r}: reference values are invalid")
+            resolution = col.get("resolution")
             profiles.append(NumericProfile(col["name"], values, counts, int(col["missing"]),
-                                           int(col["psi_bins"])))
+                                           int(col["psi_bins"]),
+                                           None if resolution is None else float(resolution)))
         else:
             if len(col["categories"]) != counts.size:
                 raise DriftFormatError(f"column {col['name']!r}: categories and counts differ")

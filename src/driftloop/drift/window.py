@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
@@ -77,36 +78,56 @@ class OpenPane:
         return Pane(self.id, self.events, slots, counts, missing)
 
 
+#: Slot spaces up to this size keep dense running totals (at most 32 kB per feature);
+#: larger ones (a numeric feature over a continuous reference has two slots per distinct
+#: reference value) keep only their occupied slots, so the window costs nothing per
+#: reference value and its statistics need no sort when they are read.
+DENSE_SLOTS = 4096
+
+
 class PaneWindow:
-    """Up to ``panes`` closed panes with dense per-slot totals, and the open pane."""
+    """Up to ``panes`` closed panes with per-slot running totals, and the open pane."""
 
     def __init__(self, slot_sizes: Sequence[int], panes: int, first_id: int = 0) -> None:
         self.slot_sizes = list(slot_sizes)
         self.panes = panes
         self.closed: list[Pane] = []
-        self.totals: list[IntArray] = [np.zeros(k, dtype=np.int64) for k in self.slot_sizes]
+        self._dense: list[IntArray | None] = [
+            np.zeros(k, dtype=np.int64) if k <= DENSE_SLOTS else None for k in self.slot_sizes
+        ]
+        empty = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64))
+        self._sparse: list[tuple[npt.NDArray[np.int32], IntArray]] = [empty] * len(slot_sizes)
         self.missing = np.zeros(len(self.slot_sizes), dtype=np.int64)
         self.events = 0
+        #: Bumped whenever the closed panes' totals change: statistics computed at one
+        #: version hold until the next.
+        self.version = 0
         self.open = OpenPane(first_id, self.slot_sizes)
 
     def occupied(self, feature: int) -> tuple[npt.NDArray[np.intp], IntArray]:
-        """The window's occupied slots of ``feature`` in increasing order, with their counts.
+        """The window's occupied slots of ``feature`` in increasing order, with their counts."""
+        dense = self._dense[feature]
+        if dense is None:
+            slots, counts = self._sparse[feature]
+            return slots.astype(np.intp), counts
+        occupied = np.flatnonzero(dense)
+        return occupied, dense[occupied]
 
-        A reference with many distinct values has far more slots than a window has
-        events, so the slots come from the panes' own (sparse) lists rather than from a
-        scan of the dense totals; small slot spaces are scanned directly.
-        """
-        total = self.totals[feature]
-        if total.size <= 4 * self.events or not self.closed:
-            occupied = np.flatnonzero(total)
-            return occupied, total[occupied]
-        # Each pane's slots are sorted: a stable sort (timsort) merges the runs.
-        merged = np.sort(np.concatenate([pane.slots[feature] for pane in self.closed]),
-                         kind="stable")
-        first = np.ones(merged.size, dtype=bool)
-        first[1:] = merged[1:] != merged[:-1]
-        occupied = merged[first].astype(np.intp)
-        return occupied, total[occupied]
+    @property
+    def totals(self) -> Sequence[IntArray]:
+        """The window's count in every slot, feature by feature (``totals[i]``), built on
+        access for the features that keep only their occupied slots."""
+        return _Totals(self)
+
+    def histogram(self, feature: int) -> IntArray:
+        """The window's count in every slot of ``feature``."""
+        dense = self._dense[feature]
+        if dense is not None:
+            return dense
+        slots, counts = self._sparse[feature]
+        full = np.zeros(self.slot_sizes[feature], dtype=np.int64)
+        full[slots] = counts
+        return full
 
     @property
     def newest_id(self) -> int | None:
@@ -135,10 +156,40 @@ class PaneWindow:
             self._apply(self.closed.pop(0), -1)
 
     def _apply(self, pane: Pane, sign: int) -> None:
-        for total, slots, counts in zip(self.totals, pane.slots, pane.counts, strict=True):
-            total[slots] += sign * counts
+        self.version += 1
+        for f, (slots, counts) in enumerate(zip(pane.slots, pane.counts, strict=True)):
+            dense = self._dense[f]
+            if dense is not None:
+                dense[slots] += sign * counts
+                continue
+            held, held_counts = self._sparse[f]
+            if not held.size and sign > 0:
+                self._sparse[f] = (slots, counts)
+                continue
+            # Both runs are sorted: the stable sort in sorted_counts merges them in O(n).
+            merged, summed = sorted_counts(np.concatenate([held, slots]),
+                                           np.concatenate([held_counts, sign * counts]))
+            kept = summed != 0
+            self._sparse[f] = (merged[kept], summed[kept])
         self.missing += sign * pane.missing
         self.events += sign * pane.events
+
+
+class _Totals(Sequence[IntArray]):
+    def __init__(self, window: PaneWindow) -> None:
+        self._window = window
+
+    def __len__(self) -> int:
+        return len(self._window.slot_sizes)
+
+    @overload
+    def __getitem__(self, index: int) -> IntArray: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[IntArray]: ...
+    def __getitem__(self, index: int | slice) -> IntArray | Sequence[IntArray]:
+        if isinstance(index, slice):
+            return [self._window.histogram(i) for i in range(len(self))[index]]
+        return self._window.histogram(range(len(self))[index])
 
 
 def sorted_counts(
