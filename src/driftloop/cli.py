@@ -264,16 +264,42 @@ def _open_registry(data_dir: Path | None, database_url: str | None,
     return registry, settings.model_name
 
 
-@main.command("models")
+def _json_option(function: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print the versions as JSON (one object per version).")(function)
+
+
+@main.group("models", invoke_without_command=True)
 @_registry_options
-def models_command(data_dir: Path | None, database_url: str | None,
-                   model_name: str | None) -> None:
+@_json_option
+@click.pass_context
+def models_command(ctx: click.Context, data_dir: Path | None, database_url: str | None,
+                   model_name: str | None, as_json: bool) -> None:
+    """The model's versions (`models list`, the default) and adding your own (`models push`)."""
+    if ctx.invoked_subcommand is None:
+        _list_versions(data_dir, database_url, model_name, as_json)
+
+
+@models_command.command("list")
+@_registry_options
+@_json_option
+def models_list(data_dir: Path | None, database_url: str | None, model_name: str | None,
+                as_json: bool) -> None:
     """List every version of the model: status, age, metrics, checksum, training data."""
+    _list_versions(data_dir, database_url, model_name, as_json)
+
+
+def _list_versions(data_dir: Path | None, database_url: str | None, model_name: str | None,
+                   as_json: bool) -> None:
     registry, name = _open_registry(data_dir, database_url, model_name)
+    versions = registry.list_versions(name)
+    if as_json:
+        click.echo(json.dumps([v.to_dict() for v in versions], indent=2))
+        return
     table = Table(title=f"{name}: versions", title_justify="left", box=None, pad_edge=False)
     for header in ("version", "status", "created (UTC)", "metrics", "sha256", "dataset"):
         table.add_column(header)
-    for v in registry.list_versions(name):
+    for v in versions:
         metrics = ", ".join(f"{k}={val:.4g}" if isinstance(val, float) else f"{k}={val}"
                             for k, val in sorted(v.metrics.items())[:4])
         style = {"champion": "bold green", "candidate": "yellow", "rejected": "red"}
@@ -281,6 +307,58 @@ def models_command(data_dir: Path | None, database_url: str | None,
                       v.created_at.strftime("%Y-%m-%d %H:%M:%S"), metrics or "—",
                       v.sha256[:12], v.dataset_id or "—")
     Console().print(table)
+
+
+@models_command.command("push")
+@click.argument("name")
+@click.argument("model", metavar="MODEL")
+@click.option("--reference", required=True, type=click.Path(path_type=Path),
+              help="The model's training data (Parquet or CSV), label column included.")
+@click.option("--label", required=True, metavar="COLUMN", help="The label column.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Artifacts and the SQLite database "
+              "[default: ./artifacts, or DRIFTLOOP_DATA_DIR].")
+@click.option("--database-url", default=None,
+              help="sqlite:///… or postgresql+psycopg://… [default: SQLite in --data-dir].")
+@click.option("--output-column", metavar="COLUMN", default=None,
+              help="A column of the reference holding model outputs: not a feature.")
+@click.option("--ignore", multiple=True, metavar="COLUMN",
+              help="A column that is not a feature (repeatable), e.g. an id.")
+@click.option("--reason", default=None, help="Why: kept in the audit log.")
+def models_push(name: str, model: str, reference: Path, label: str, data_dir: Path | None,
+                database_url: str | None, output_column: str | None, ignore: tuple[str, ...],
+                reason: str | None) -> None:
+    """Register MODEL as a new version of NAME: the champion when NAME has none, else a
+    candidate. MODEL is a scikit-learn .skops file, an XGBoost .json/.ubj or LightGBM .txt
+    model file, an MLflow model folder, or models:/NAME/VERSION or models:/NAME@ALIAS from
+    the MLflow registry at MLFLOW_TRACKING_URI.
+
+    Example:
+
+        driftloop models push churn model.skops --reference train.parquet --label churned
+    """
+    from driftloop.models.push import PushError, PushRequest, push  # noqa: PLC0415
+
+    try:
+        settings = Settings.load(data_dir=data_dir, database_url=database_url)
+        result = push(PushRequest(
+            name=name, model=model, reference=reference, label=label,
+            data_dir=settings.data_dir, database_url=settings.database_url,
+            output_column=output_column, ignore=ignore,
+            also_ignored=settings.ignore_columns,
+            reason=reason, holdout_fraction=settings.holdout_fraction,
+            adapters=settings.adapters))
+    except (SettingsError, PushError) as exc:
+        raise click.ClickException(str(exc)) from None
+    v = result.version
+    click.echo(f"{name} v{v.version} is the {v.status} ({result.source_kind}, "
+               f"{len(result.features)} features, label {label!r}, "
+               f"{result.snapshot.rows:,} reference rows in snapshot {result.snapshot.id}).")
+    if result.unused:
+        click.echo(f"Columns the model does not use, left out: {', '.join(result.unused)}.")
+    where = f"--data-dir {settings.data_dir}" if database_url is None else \
+        f"--database-url {database_url} --data-dir {settings.data_dir}"
+    click.echo(f"Serve it: driftloop serve --model {name} {where}")
 
 
 @main.command("status")

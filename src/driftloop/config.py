@@ -73,6 +73,8 @@ class Settings:
     cooldown: float = 300.0  # after a run, drift and schedule triggers are ignored
     retrain_interval: float | None = None  # seconds between scheduled runs; None: off
     step_timeout: float = 1800.0  # the longest any other step may take
+    # --- issue 12: own models
+    adapters: tuple[str, ...] = ()  # driftloop.adapters entry points to use; empty: all
 
     def __post_init__(self) -> None:
         if not self.database_url:

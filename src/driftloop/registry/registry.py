@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from driftloop import db
-from driftloop.models.base import ModelAdapter, adapter_for, adapter_named, default_adapters
+from driftloop.models.base import ModelAdapter, adapter_for, adapter_named, installed_adapters
 from driftloop.registry.artifacts import ArtifactStore, check_model_name
 from driftloop.registry.errors import ModelNotFoundError, PromotionConflictError
 
@@ -89,7 +89,7 @@ class ModelRegistry:
                  adapters: Sequence[ModelAdapter] | None = None) -> None:
         self.engine = engine
         self.artifacts = artifacts
-        self.adapters = list(adapters) if adapters is not None else default_adapters()
+        self.adapters = list(adapters) if adapters is not None else installed_adapters()
 
     @classmethod
     def open(cls, url: str, *, artifacts: str | Path = "artifacts",

@@ -29,6 +29,7 @@ from driftloop.data.snapshots import SnapshotStore
 from driftloop.data.writer import BatchingWriter
 from driftloop.drift import DriftDetector, DriftEvent
 from driftloop.events import EventBus
+from driftloop.models.base import installed_adapters
 from driftloop.models.served import ServedModel, monitored_output, plain_value, served
 from driftloop.registry import ModelRegistry, ModelVersion
 from driftloop.serving.drift_sync import DriftLeader, WindowShipper, read_report
@@ -67,8 +68,9 @@ class ModelService:
 
     def __init__(self, settings: Settings, registry: ModelRegistry | None = None) -> None:
         self.settings = settings
-        self.registry = registry or ModelRegistry.open(settings.database_url,
-                                                       artifacts=settings.data_dir)
+        self.registry = registry or ModelRegistry.open(
+            settings.database_url, artifacts=settings.data_dir,
+            adapters=installed_adapters(settings.adapters))
         self.name = settings.model_name
         self.worker_id = f"{uuid.uuid4().hex[:8]}"
         self.router = AdaptiveAgentRouter(
@@ -110,9 +112,9 @@ class ModelService:
         champion = self.registry.get_champion(self.name)
         if champion is None:
             raise ServiceUnavailableError(
-                f"model {self.name!r} has no champion in {self.settings.database_url}: push and "
-                "promote a version first (ModelRegistry.push_candidate / promote_candidate, or "
-                "`driftloop demo`)")
+                f"model {self.name!r} has no champion in {self.settings.database_url}: push "
+                f"one first (`driftloop models push {self.name} MODEL --reference DATA --label "
+                "COLUMN`, ModelRegistry.push_candidate, or `driftloop demo`)")
         self.generation = self.registry.generation(self.name)
         self.reference = self._reference_for(champion)
         self.features = _feature_specs(self.reference)
@@ -384,17 +386,22 @@ class ModelService:
 
     # ------------------------------------------------------------------ reference data
     def _reference_for(self, champion: ModelVersion) -> pd.DataFrame:
+        drop = set(self.settings.ignore_columns)
         if champion.dataset_id:
             store = SnapshotStore(self.settings.data_dir, engine=self.registry.engine)
-            frame = pd.read_parquet(store.get(champion.dataset_id).train_path)
+            snapshot = store.get(champion.dataset_id)
+            frame = pd.read_parquet(snapshot.train_path)
+            # The snapshot names its own label, id and time columns (a pushed model's label
+            # need not be called what the settings say).
+            drop.update(str(c) for c in snapshot.manifest["columns"].values() if c)
         elif self.settings.reference is not None:
             frame = read_table(self.settings.reference).to_pandas()
+            drop.add(self.settings.label_column)
         else:
             raise ServiceUnavailableError(
                 f"{self.name} v{champion.version} has no training snapshot: set `reference` "
                 "(DRIFTLOOP_REFERENCE) to its training data so requests can be validated and "
                 "drift measured")
-        drop = {self.settings.label_column, *self.settings.ignore_columns}
         frame = frame[[c for c in frame.columns if c not in drop]]
         if len(frame) > MAX_REFERENCE_ROWS:
             frame = frame.sample(MAX_REFERENCE_ROWS, random_state=0)
