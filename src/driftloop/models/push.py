@@ -81,6 +81,7 @@ def push(request: PushRequest) -> PushResult:
     model, kind = _read_model(request, adapters, frame[request.label], columns)
     features = _features(request, model, columns)
     _check_scores(request, model, frame[features])
+    _check_drift_reference(request, frame[features])
     snapshot_frame = _snapshot_frame(frame, features, request.label)
     registry = ModelRegistry.open(request.database_url, artifacts=request.data_dir,
                                   adapters=adapters)
@@ -194,6 +195,19 @@ def _check_scores(request: PushRequest, model: Any, frame: pd.DataFrame) -> None
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise PushError(f"MODEL {request.model} cannot score the first rows of "
                         f"{request.reference}: {type(exc).__name__}: {detail}") from None
+
+
+def _check_drift_reference(request: PushRequest, frame: pd.DataFrame) -> None:
+    """The server builds its drift reference from these rows: refuse what it would fail on
+    (an empty numeric column, say), now rather than when it starts."""
+    from driftloop.config import Settings  # noqa: PLC0415
+    from driftloop.drift import DriftInputError  # noqa: PLC0415
+    from driftloop.serving.service import reference_detector  # noqa: PLC0415 - heavy
+
+    try:
+        reference_detector(frame, None, Settings())
+    except DriftInputError as exc:
+        raise PushError(f"--reference {request.reference}: {exc}") from None
 
 
 def _snapshot_frame(frame: pd.DataFrame, features: list[str], label: str) -> pd.DataFrame:

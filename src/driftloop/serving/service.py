@@ -27,7 +27,7 @@ from driftloop.config import Settings
 from driftloop.data.predictions import PredictionLog
 from driftloop.data.snapshots import SnapshotStore
 from driftloop.data.writer import BatchingWriter
-from driftloop.drift import DriftDetector, DriftEvent
+from driftloop.drift import DriftDetector, DriftEvent, DriftInputError
 from driftloop.events import EventBus
 from driftloop.models.base import installed_adapters
 from driftloop.models.served import ServedModel, monitored_output, plain_value, served
@@ -327,7 +327,12 @@ class ModelService:
         outputs = [monitored_output(o)
                    for o in await asyncio.to_thread(model.model.predict_batch, rows)]
         detector = self.detector
-        await self.observer.on_thread(lambda: detector.reset_reference(frame, outputs))
+        try:
+            await self.observer.on_thread(lambda: detector.reset_reference(frame, outputs))
+        except DriftInputError as exc:  # e.g. a feature constant in the new training data
+            logger.warning("drift reference kept: v%d's training data cannot replace it (%s)",
+                           champion.version, exc)
+            return
         self.reference = frame
         self.alarms.clear()
         if self.leader is not None:
@@ -418,10 +423,25 @@ class ModelService:
         rows = [{str(k): v for k, v in row.items()}
                 for row in self.reference.to_dict(orient="records")]
         outputs = await asyncio.to_thread(champion.model.predict_batch, rows)
-        return DriftDetector.from_reference(
-            self.reference, output=[monitored_output(o) for o in outputs],
-            window=self.settings.drift_window, panes=self.settings.drift_panes,
-            pane_seconds=self.settings.pane_seconds)
+        return reference_detector(self.reference, [monitored_output(o) for o in outputs],
+                                  self.settings)
+
+
+def reference_detector(reference: pd.DataFrame, outputs: list[Any] | None,
+                       settings: Settings) -> DriftDetector:
+    """The drift detector the server builds on a champion's reference data (``driftloop
+    models push`` builds it too, to refuse data it would fail on before writing anything).
+
+    A numeric column with a single value in the reference (a pixel that is blank in every
+    training image) has no spread for KS or PSI; it is watched as a category instead, so
+    any other value in live traffic counts as drift."""
+    constant = [str(name) for name in reference.columns
+                if pd.api.types.is_numeric_dtype(reference[name])
+                and not pd.api.types.is_bool_dtype(reference[name])
+                and reference[name].nunique(dropna=True) <= 1]
+    return DriftDetector.from_reference(
+        reference, output=outputs, categorical=constant, window=settings.drift_window,
+        panes=settings.drift_panes, pane_seconds=settings.pane_seconds)
 
 
 def _feature_specs(frame: pd.DataFrame) -> list[FeatureSpec]:
