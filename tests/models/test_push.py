@@ -19,6 +19,8 @@ from sklearn.preprocessing import StandardScaler
 from driftloop.cli import main
 from driftloop.config import Settings
 from driftloop.data.snapshots import SnapshotStore
+from driftloop.models.push import PushRequest
+from driftloop.models.push import push as push_model
 from driftloop.registry import ModelRegistry
 from driftloop.serving.service import ModelService
 
@@ -177,9 +179,6 @@ def test_a_failed_registry_write_removes_the_snapshot_it_wrote(
         tmp_path: Path, wine: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing half-written: the snapshot goes first, so a push_candidate that fails (a
     full disk, a lost database) must take it back."""
-    from driftloop.models.push import PushRequest
-    from driftloop.models.push import push as push_model
-
     data = tmp_path / "artifacts"
     assert push(data, "wine", str(wine["model"]), "--reference", str(wine["train"]),
                 "--label", "cultivar")[0] == 0

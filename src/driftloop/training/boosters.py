@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from driftloop.models.boosters import BoosterModel, FRAMEWORKS
+from driftloop.models.boosters import FRAMEWORKS, BoosterModel
 from driftloop.training.base import TrainerError
 from driftloop.training.sklearn import feature_frame
 

@@ -89,7 +89,16 @@ class SklearnTrainer:
         logger.info("training %s on %d rows x %d features (%s)", _describe(model),
                     len(features), features.shape[1], how)
         started = time.perf_counter()
-        model.fit(features, labels)
+        try:
+            model.fit(features, labels)
+        except ValueError as exc:
+            if "warm start" not in how:
+                raise
+            # A warm start needs the same layout (a class the champion never saw changes
+            # the coefficients' shape): start from scratch instead.
+            logger.info("warm start failed (%s): refitting from scratch", exc)
+            model = clone(parent)
+            model.fit(features, labels)
         logger.info("trained in %.2f s; training score %.4f", time.perf_counter() - started,
                     model.score(features, labels))
         return model
