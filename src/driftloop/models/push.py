@@ -121,8 +121,9 @@ def _reference(request: PushRequest) -> pd.DataFrame:
         frame: pd.DataFrame = read_table(request.reference).to_pandas()
     except TableReadError as exc:
         raise PushError(f"--reference: {exc}") from None
-    names = [str(c) for c in frame.columns]
-    shown = ", ".join(names[:8]) + (f", … ({len(names)} in all)" if len(names) > 8 else "")
+    columns = [str(c) for c in frame.columns]
+    shown = ", ".join(columns[:8]) + (f", … ({len(columns)} in all)" if len(columns) > 8
+                                      else "")
     where = f"{request.reference} (columns: {shown})"
     if request.label not in frame.columns:
         raise PushError(f"--label {request.label}: not a column of {where}")
