@@ -23,11 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import skops.io as sio
+from fastapi.testclient import TestClient
+from sklearn.datasets import load_wine
+from sklearn.linear_model import LogisticRegression
+
+from driftloop.config import Settings
+from driftloop.models.push import PushRequest, push
+from driftloop.serving.app import create_app
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGURATION = ROOT / "docs" / "configuration.md"
 EXAMPLE = ROOT / "examples" / "driftloop.toml"
 API = ROOT / "docs" / "api.md"
-_FIELD = re.compile(r"^    (?P<name>\w+): (?P<type>[^=]+?) = (?P<default>.+?)(?:\s+#\s*(?P<doc>.*))?$")
+_FIELD = re.compile(r"^    (?P<name>\w+): (?P<type>[^=]+?) = (?P<default>.+?)"
+                    r"(?:\s+#\s*(?P<doc>.*))?$")
 _SECTION = re.compile(r"^    # (?:--- )?(?:issue \d+: )?(?P<title>[^-].*)$")
 
 
@@ -41,8 +51,6 @@ class Field:
 
 
 def settings_fields() -> list[Field]:
-    from driftloop.config import Settings
-
     if hasattr(Settings, "model_json_schema"):  # pydantic-settings
         schema = Settings.model_json_schema()
         return [Field(name, _schema_type(spec), spec.get("default"),
@@ -164,15 +172,6 @@ class Endpoint:
 def openapi_document() -> dict[str, Any]:
     """The server's OpenAPI document, from a real app serving a small real model (three
     features of scikit-learn's wine data), built in a temporary folder."""
-    import skops.io as sio
-    from fastapi.testclient import TestClient
-    from sklearn.datasets import load_wine
-    from sklearn.linear_model import LogisticRegression
-
-    from driftloop.config import Settings
-    from driftloop.models.push import PushRequest, push
-    from driftloop.serving.app import create_app
-
     frame = load_wine(as_frame=True).frame[["alcohol", "magnesium", "hue", "target"]]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
