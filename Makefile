@@ -13,7 +13,7 @@ STATIC := src/driftloop/serving/static/index.html
 DASHBOARD_SOURCES := $(shell find $(DASHBOARD)/src $(DASHBOARD)/index.html \
                        $(DASHBOARD)/vite.config.ts $(DASHBOARD)/tsconfig.json -type f 2>/dev/null)
 
-.PHONY: setup run example test test-torch lint dashboard bench clean
+.PHONY: setup run example test test-torch lint docs dashboard bench clean
 
 # pip shows its progress: a first install takes minutes and must not look stuck.
 $(STAMP): pyproject.toml
@@ -47,8 +47,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks hatch_build.py
 	$(BIN)/mypy
 
+# The documentation site (docs/, mkdocs.yml): any warning, a broken link or anchor, a page
+# missing from the navigation, fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 # pytest exits 5 when it collects no tests: that is not a failure of the suite.
-test: lint $(STATIC)
+test: lint docs $(STATIC)
 	scripts/services.sh
 	scripts/browser.sh
 	scripts/deploy_tools.sh

@@ -364,12 +364,33 @@ def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
-@main.command("models")
+def _json_option(function: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print JSON instead of a table.")(function)
+
+
+@main.group("models", invoke_without_command=True)
 @_registry_options
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def models_command(data_dir: Path | None, database_url: str | None,
+@_json_option
+@click.pass_context
+def models_command(ctx: click.Context, data_dir: Path | None, database_url: str | None,
                    model_name: str | None, config: Path | None, as_json: bool) -> None:
+    """The model's versions (`models list`, the default) and adding your own (`models push`)."""
+    if ctx.invoked_subcommand is None:
+        _list_versions(data_dir, database_url, model_name, config, as_json)
+
+
+@models_command.command("list")
+@_registry_options
+@_json_option
+def models_list(data_dir: Path | None, database_url: str | None, model_name: str | None,
+                config: Path | None, as_json: bool) -> None:
     """List every version of the model: status, age, metrics, checksum, training data."""
+    _list_versions(data_dir, database_url, model_name, config, as_json)
+
+
+def _list_versions(data_dir: Path | None, database_url: str | None, model_name: str | None,
+                   config: Path | None, as_json: bool) -> None:
     from rich.table import Table  # noqa: PLC0415
     from rich.text import Text  # noqa: PLC0415
 
@@ -404,6 +425,60 @@ def _server_state(registry: ModelRegistry, name: str) -> dict[str, Any]:
             "last_beat_age_s": round(last.age(), 1) if last else None,
             "last_instance": last.instance if last else None,
             "stopped_cleanly": bool(last and last.stopped_at and not alive)}
+
+
+@models_command.command("push")
+@click.argument("name")
+@click.argument("model", metavar="MODEL")
+@click.option("--reference", required=True, type=click.Path(path_type=Path),
+              help="The model's training data (Parquet or CSV), label column included.")
+@click.option("--label", required=True, metavar="COLUMN", help="The label column.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Artifacts and the SQLite database "
+              "[default: ./artifacts, or DRIFTLOOP_DATA_DIR].")
+@click.option("--database-url", default=None,
+              help="sqlite:///… or postgresql+psycopg://… [default: SQLite in --data-dir].")
+@click.option("--output-column", metavar="COLUMN", default=None,
+              help="A column of the reference holding model outputs: not a feature.")
+@click.option("--ignore", multiple=True, metavar="COLUMN",
+              help="A column that is not a feature (repeatable), e.g. an id.")
+@click.option("--reason", default=None, help="Why: kept in the audit log.")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A driftloop.toml settings file [default: ./driftloop.toml if present].")
+def models_push(name: str, model: str, reference: Path, label: str, data_dir: Path | None,
+                database_url: str | None, output_column: str | None, ignore: tuple[str, ...],
+                reason: str | None, config: Path | None) -> None:
+    """Register MODEL as a new version of NAME: the champion when NAME has none, else a
+    candidate. MODEL is a scikit-learn .skops file, an XGBoost .json/.ubj or LightGBM .txt
+    model file, an MLflow model folder, or models:/NAME/VERSION or models:/NAME@ALIAS from
+    the MLflow registry at MLFLOW_TRACKING_URI.
+
+    Example:
+
+        driftloop models push churn model.skops --reference train.parquet --label churned
+    """
+    from driftloop.models.push import PushError, PushRequest, push  # noqa: PLC0415
+
+    settings = _load_settings(config, data_dir=data_dir, database_url=database_url)
+    try:
+        result = push(PushRequest(
+            name=name, model=model, reference=reference, label=label,
+            data_dir=settings.data_dir, database_url=settings.database_url,
+            output_column=output_column, ignore=ignore,
+            also_ignored=settings.ignore_columns,
+            reason=reason, holdout_fraction=settings.holdout_fraction,
+            adapters=settings.adapters))
+    except PushError as exc:
+        raise click.ClickException(str(exc)) from None
+    v = result.version
+    click.echo(f"{name} v{v.version} is the {v.status} ({result.source_kind}, "
+               f"{len(result.features)} features, label {label!r}, "
+               f"{result.snapshot.rows:,} reference rows in snapshot {result.snapshot.id}).")
+    if result.unused:
+        click.echo(f"Columns the model does not use, left out: {', '.join(result.unused)}.")
+    where = f"--data-dir {settings.data_dir}" if database_url is None else \
+        f"--database-url {database_url} --data-dir {settings.data_dir}"
+    click.echo(f"Serve it: driftloop serve --model {name} {where}")
 
 
 @main.command("status")

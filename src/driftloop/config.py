@@ -96,6 +96,9 @@ class Settings(BaseModel):
     ignore_columns: Annotated[tuple[str, ...], NoDecode] = Field(
         ("request_id", "event_timestamp", "ts"),
         description="Columns of the training data that are not features.")
+    adapters: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="The driftloop.adapters entry points (model formats) to use; "
+        "empty: every installed one.")
     admin_token: str | None = Field(None, repr=False,
                                     description="Bearer token for the mutating endpoints.")
     threads: int | None = Field(None, ge=1, description=(
@@ -179,7 +182,7 @@ class Settings(BaseModel):
             object.__setattr__(self, "database_url",
                                f"sqlite:///{Path(self.data_dir) / 'driftloop.db'}")
 
-    _split = field_validator("ignore_columns", mode="before")(_split_list)
+    _split = field_validator("ignore_columns", "adapters", mode="before")(_split_list)
 
     @property
     def resolved_threads(self) -> int:
@@ -315,5 +318,5 @@ def _read_sources(table: Mapping[str, Any], environ: Mapping[str, str],
                               for name, info in Settings.model_fields.items()}
     model = create_model("Sources", __base__=Sources,
                          __validators__={"split": field_validator(
-                             "ignore_columns", mode="before")(_split_list)}, **fields)
+                             "ignore_columns", "adapters", mode="before")(_split_list)}, **fields)
     return model(**given).model_dump()

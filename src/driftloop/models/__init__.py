@@ -12,7 +12,7 @@ from driftloop.models.base import (
     UntrustedArtifactError,
     adapter_for,
     adapter_named,
-    default_adapters,
+    installed_adapters,
 )
 
 __all__ = [
@@ -22,7 +22,7 @@ __all__ = [
     "UntrustedArtifactError",
     "adapter_for",
     "adapter_named",
-    "default_adapters",
+    "installed_adapters",
 ]
 
 

@@ -7,10 +7,12 @@ atomicity or integrity — and no adapter may use pickle.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Mapping, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 
 class UnsupportedModelError(TypeError):
@@ -38,6 +40,20 @@ class ModelAdapter(Protocol):
         """Read the model back from ``directory`` (already checksum-verified)."""
 
 
+@runtime_checkable
+class ModelImporter(Protocol):
+    """An adapter that also reads a user's own model file, for ``driftloop models push``."""
+
+    #: The file suffixes it reads (lower case, with the dot), e.g. ``(".skops",)``.
+    suffixes: tuple[str, ...]
+
+    def read_file(self, path: Path, labels: Sequence[Any], features: Sequence[str]) -> Any:
+        """The model in ``path``, as :meth:`ModelAdapter.load` would return it. ``labels``
+        and ``features`` describe the reference data: a format that does not store its
+        classes or feature names (a LightGBM text file, a model fitted on an array) takes
+        them from there. ValueError or UntrustedArtifactError says what is wrong."""
+
+
 def write_manifest(path: Path, document: Mapping[str, Any]) -> None:
     """Write a model's JSON manifest (sorted keys, no NaN: the same bytes every time)."""
     text = json.dumps(document, indent=2, sort_keys=True, allow_nan=False) + "\n"
@@ -57,12 +73,40 @@ def read_manifest(path: Path, fmt: str) -> dict[str, Any]:
     return document  # type: ignore[no-any-return]
 
 
-def default_adapters() -> list[ModelAdapter]:
-    from driftloop.models.gemini import GeminiAdapter  # noqa: PLC0415 - avoid an import cycle
-    from driftloop.models.mlp import MLPAdapter  # noqa: PLC0415
-    from driftloop.models.sklearn import SklearnAdapter  # noqa: PLC0415
+#: The adapters driftloop ships, as its own ``driftloop.adapters`` entry points declare them
+#: (pyproject.toml; a test keeps the two equal). Used only when the installed metadata lacks
+#: them: a source tree on ``PYTHONPATH`` whose editable install predates the entry points.
+BUILTIN_ADAPTERS: Final = {
+    "sklearn": "driftloop.models.sklearn:SklearnAdapter",
+    "gemini": "driftloop.models.gemini:GeminiAdapter",
+    "mlp": "driftloop.models.mlp:MLPAdapter",
+    "xgboost": "driftloop.models.boosters:XGBoostAdapter",
+    "lightgbm": "driftloop.models.boosters:LightGBMAdapter",
+}
+ENTRY_POINT_GROUP: Final = "driftloop.adapters"
 
-    return [SklearnAdapter(), GeminiAdapter(), MLPAdapter()]
+
+def installed_adapters(names: Sequence[str] = ()) -> list[ModelAdapter]:
+    """The model adapters of the ``driftloop.adapters`` entry-point group, in name order.
+
+    Any installed package can add a model format by declaring an entry point in this group
+    (``name = "package.module:AdapterClass"``); the registry, the server and the training
+    worker all take their adapters from here. ``names`` (the ``adapters`` setting) keeps
+    only those; an unknown name is an :class:`UnsupportedModelError` listing the known ones.
+    """
+    targets = dict(BUILTIN_ADAPTERS)
+    targets.update({ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)})
+    chosen = list(names) or sorted(targets)
+    unknown = [name for name in chosen if name not in targets]
+    if unknown:
+        raise UnsupportedModelError(f"adapters: no adapter named {unknown[0]!r} in the "
+                                    f"{ENTRY_POINT_GROUP} entry points (installed: "
+                                    f"{', '.join(sorted(targets))})")
+    adapters = []
+    for name in chosen:
+        module, _, attribute = targets[name].partition(":")
+        adapters.append(getattr(importlib.import_module(module), attribute)())
+    return adapters
 
 
 def adapter_for(model: Any, adapters: Sequence[ModelAdapter]) -> ModelAdapter:

@@ -1,10 +1,10 @@
 """What the server calls: a batch of feature rows in, one JSON-able output per row.
 
 Any object with ``predict_batch(rows) -> list`` serves as is (the Gemini agent does).
-scikit-learn estimators are wrapped: rows become a DataFrame in the feature order the
-server was configured with; a classifier's output is ``{"prediction": label, "score": p}``
-(``score`` = probability of the positive class for binary classifiers), a regressor's
-``{"prediction": value}``.
+scikit-learn estimators are wrapped: rows become a DataFrame in the estimator's own
+feature order (``feature_names_in_``), else the order the server was configured with; a
+classifier's output is ``{"prediction": label, "score": p}`` (``score`` = probability of the
+positive class for binary classifiers), a regressor's ``{"prediction": value}``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ class SklearnServed:
 
     def __init__(self, estimator: Any, features: Sequence[str]) -> None:
         self.estimator = estimator
-        self.features = list(features)
+        # An estimator fitted on a DataFrame refuses columns in another order than its own.
+        self.features = [str(f) for f in getattr(estimator, "feature_names_in_", features)]
         classes = getattr(estimator, "classes_", None)
         self._binary = (classes is not None and len(classes) == 2
                         and hasattr(estimator, "predict_proba"))

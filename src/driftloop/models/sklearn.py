@@ -8,6 +8,7 @@ list of offending types instead of being executed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ class SklearnAdapter:
     """Any scikit-learn estimator or pipeline."""
 
     framework = "sklearn"
+    suffixes = (".skops",)
 
     def handles(self, model: Any) -> bool:
         return isinstance(model, BaseEstimator)
@@ -32,11 +34,25 @@ class SklearnAdapter:
         sio.dump(model, directory / FILENAME)
 
     def load(self, directory: Path) -> Any:
-        path = directory / FILENAME
+        return read_skops(directory / FILENAME)
+
+    def read_file(self, path: Path, labels: Sequence[Any], features: Sequence[str]) -> Any:
+        model = read_skops(path)
+        if not self.handles(model):
+            raise ValueError(f"{path} holds a {type(model).__name__}, not a scikit-learn "
+                             "estimator")
+        return model
+
+
+def read_skops(path: Path, trusted_modules: tuple[str, ...] = TRUSTED_MODULES) -> Any:
+    """The object in the skops file ``path``, built only from types of ``trusted_modules``;
+    anything else is refused with the list of offending types."""
+    try:
         unknown = sio.get_untrusted_types(file=path)
-        refused = [t for t in unknown if not t.startswith(TRUSTED_MODULES)]
-        if refused:
-            raise UntrustedArtifactError(
-                f"{path} needs types outside scikit-learn, numpy and scipy: {refused}"
-            )
-        return sio.load(path, trusted=unknown)
+    except Exception as exc:  # skops raises zipfile, JSON and its own errors alike
+        raise UntrustedArtifactError(f"{path}: not a readable skops file ({exc})") from None
+    refused = [t for t in unknown if not t.startswith(trusted_modules)]
+    if refused:
+        names = ", ".join(m.rstrip(".") for m in trusted_modules)
+        raise UntrustedArtifactError(f"{path} needs types outside {names}: {refused}")
+    return sio.load(path, trusted=unknown)

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from driftloop import db
 from driftloop.config import Settings
 from driftloop.data.snapshots import SnapshotStore
-from driftloop.models.base import ModelAdapter, adapter_for, adapter_named, default_adapters
+from driftloop.models.base import ModelAdapter, adapter_for, adapter_named, installed_adapters
 from driftloop.objectstore import open_location
 from driftloop.registry.artifacts import ArtifactStore, check_model_name
 from driftloop.registry.errors import ModelNotFoundError, PromotionConflictError
@@ -94,7 +94,7 @@ class ModelRegistry:
                  adapters: Sequence[ModelAdapter] | None = None) -> None:
         self.engine = engine
         self.artifacts = artifacts
-        self.adapters = list(adapters) if adapters is not None else default_adapters()
+        self.adapters = list(adapters) if adapters is not None else installed_adapters()
 
     @classmethod
     def open(cls, url: str, *, artifacts: str | Path = "artifacts", cache: str | Path | None = None,
@@ -119,7 +119,7 @@ class ModelRegistry:
         ``artifacts_url`` (cached in ``data_dir``) or, without one, in ``data_dir``."""
         return cls.open(settings.database_url,
                         artifacts=settings.artifacts_url or settings.data_dir,
-                        cache=settings.data_dir)
+                        cache=settings.data_dir, adapters=installed_adapters(settings.adapters))
 
     # ------------------------------------------------------------------ writing
     def push_candidate(

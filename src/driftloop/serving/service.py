@@ -27,7 +27,7 @@ from driftloop.config import Settings
 from driftloop.data.predictions import PredictionLog
 from driftloop.data.snapshots import SnapshotStore
 from driftloop.data.writer import BatchingWriter
-from driftloop.drift import DriftDetector, DriftEvent
+from driftloop.drift import DriftDetector, DriftEvent, DriftInputError
 from driftloop.events import EventBus
 from driftloop.models.served import ServedModel, monitored_output, plain_value, served
 from driftloop.registry import ModelRegistry, ModelVersion
@@ -113,9 +113,9 @@ class ModelService:
         champion = self.registry.get_champion(self.name)
         if champion is None:
             raise ServiceUnavailableError(
-                f"model {self.name!r} has no champion in {self.settings.database_url}: push and "
-                "promote a version first (ModelRegistry.push_candidate / promote_candidate, or "
-                "`driftloop demo`)")
+                f"model {self.name!r} has no champion in {self.settings.database_url}: push "
+                f"one first (`driftloop models push {self.name} MODEL --reference DATA --label "
+                "COLUMN`, ModelRegistry.push_candidate, or `driftloop demo`)")
         self.generation = self.registry.generation(self.name)
         self.reference = self._reference_for(champion)
         self.features = _feature_specs(self.reference)
@@ -345,7 +345,12 @@ class ModelService:
         outputs = [monitored_output(o)
                    for o in await asyncio.to_thread(model.model.predict_batch, rows)]
         detector = self.detector
-        await self.observer.on_thread(lambda: detector.reset_reference(frame, outputs))
+        try:
+            await self.observer.on_thread(lambda: detector.reset_reference(frame, outputs))
+        except DriftInputError as exc:  # e.g. a feature constant in the new training data
+            logger.warning("drift reference kept: v%d's training data cannot replace it (%s)",
+                           champion.version, exc)
+            return
         self.reference = frame
         self.alarms.clear()
         if self.leader is not None:
@@ -404,17 +409,22 @@ class ModelService:
 
     # ------------------------------------------------------------------ reference data
     def _reference_for(self, champion: ModelVersion) -> pd.DataFrame:
+        drop = set(self.settings.ignore_columns)
         if champion.dataset_id:
             store = SnapshotStore.for_registry(self.registry)
-            frame = pd.read_parquet(store.get(champion.dataset_id).train_path)
+            snapshot = store.get(champion.dataset_id)
+            frame = pd.read_parquet(snapshot.train_path)
+            # The snapshot names its own label, id and time columns (a pushed model's label
+            # need not be called what the settings say).
+            drop.update(str(c) for c in snapshot.manifest["columns"].values() if c)
         elif self.settings.reference is not None:
             frame = read_table(self.settings.reference).to_pandas()
+            drop.add(self.settings.label_column)
         else:
             raise ServiceUnavailableError(
                 f"{self.name} v{champion.version} has no training snapshot: set `reference` "
                 "(DRIFTLOOP_REFERENCE) to its training data so requests can be validated and "
                 "drift measured")
-        drop = {self.settings.label_column, *self.settings.ignore_columns}
         frame = frame[[c for c in frame.columns if c not in drop]]
         if len(frame) > MAX_REFERENCE_ROWS:
             frame = frame.sample(MAX_REFERENCE_ROWS, random_state=0)
@@ -431,10 +441,25 @@ class ModelService:
         rows = [{str(k): v for k, v in row.items()}
                 for row in self.reference.to_dict(orient="records")]
         outputs = await asyncio.to_thread(champion.model.predict_batch, rows)
-        return DriftDetector.from_reference(
-            self.reference, output=[monitored_output(o) for o in outputs],
-            window=self.settings.drift_window, panes=self.settings.drift_panes,
-            pane_seconds=self.settings.pane_seconds)
+        return reference_detector(self.reference, [monitored_output(o) for o in outputs],
+                                  self.settings)
+
+
+def reference_detector(reference: pd.DataFrame, outputs: list[Any] | None,
+                       settings: Settings) -> DriftDetector:
+    """The drift detector the server builds on a champion's reference data (``driftloop
+    models push`` builds it too, to refuse data it would fail on before writing anything).
+
+    A numeric column with a single value in the reference (a pixel that is blank in every
+    training image) has no spread for KS or PSI; it is watched as a category instead, so
+    any other value in live traffic counts as drift."""
+    constant = [str(name) for name in reference.columns
+                if pd.api.types.is_numeric_dtype(reference[name])
+                and not pd.api.types.is_bool_dtype(reference[name])
+                and reference[name].nunique(dropna=True) <= 1]
+    return DriftDetector.from_reference(
+        reference, output=outputs, categorical=constant, window=settings.drift_window,
+        panes=settings.drift_panes, pane_seconds=settings.pane_seconds)
 
 
 def _feature_specs(frame: pd.DataFrame) -> list[FeatureSpec]:

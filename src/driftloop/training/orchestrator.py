@@ -273,7 +273,7 @@ class RetrainOrchestrator:
         parent = self.snapshots.get(champion.dataset_id) if champion.dataset_id else None
         snapshot = await asyncio.to_thread(
             self.snapshots.write, frame, time_column=EVENT_TIMESTAMP, entity_column="request_id",
-            label_column=self.settings.label_column,
+            label_column=self._label_column(champion),
             holdout_fraction=self.settings.holdout_fraction, parent=parent,
             query={"source": "predictions", "model": self.name, "labelled": True,
                    "since_version_created": champion.created_at.isoformat(),
@@ -292,13 +292,20 @@ class RetrainOrchestrator:
         features = frame.attrs.get("feature_columns", [])
         frame = frame.tail(self.settings.snapshot_rows)
         rows = frame[["request_id", "ts", *features, "label"]].rename(
-            columns={"ts": EVENT_TIMESTAMP, "label": self.settings.label_column})
+            columns={"ts": EVENT_TIMESTAMP, "label": self._label_column(champion)})
         if self.settings.parent_sample > 0 and champion.dataset_id and len(rows):
             parent = pd.read_parquet(self.snapshots.get(champion.dataset_id).train_path)
             sample = parent.sample(frac=self.settings.parent_sample, random_state=0)
             rows = pd.concat([sample[[c for c in rows.columns if c in sample.columns]], rows],
                              ignore_index=True)
         return rows.reset_index(drop=True)
+
+    def _label_column(self, champion: ModelVersion) -> str:
+        """The label column's name: the champion's training snapshot's, so a model pushed
+        with its own label name keeps it through every retrain; else the setting."""
+        if champion.dataset_id:
+            return str(self.snapshots.get(champion.dataset_id).manifest["columns"]["label"])
+        return self.settings.label_column
 
     async def _train(self, run: Run) -> Run:
         existing = await asyncio.to_thread(self._candidate_of, run)
@@ -318,6 +325,7 @@ class RetrainOrchestrator:
             artifacts_url=self.settings.artifacts_url,
             snapshot_id=run.snapshot_id, parent_version=run.parent_version,
             threads=self.settings.resolved_threads,
+            adapters=list(self.settings.adapters),
             out_dir=str(Path(self.settings.data_dir) / "runs" / run.id / f"attempt-{attempt}"))
 
         async def on_log(line: str) -> None:

@@ -24,7 +24,7 @@ import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class TrainingJob:
     parent_version: int | None = None
     threads: int = 1  # BLAS/OpenMP threads the trainer may use (driftloop.threads)
     artifacts_url: str = ""  # the object store, when artifacts are not under data_dir
+    adapters: list[str] = field(default_factory=list)  # entry-point names; empty: all
 
 
 async def train_in_subprocess(job: TrainingJob, *, timeout_s: float,
@@ -103,14 +104,15 @@ async def train_in_subprocess(job: TrainingJob, *, timeout_s: float,
     if proc.returncode != 0:
         detail = errors[-1] if errors else f"the trainer process exited with {proc.returncode}"
         raise TrainerError(detail)
-    return load_result(Path(job.out_dir))
+    return load_result(Path(job.out_dir), job.adapters)
 
 
-def load_result(out_dir: Path) -> Any:
-    from driftloop.models.base import adapter_named, default_adapters  # noqa: PLC0415
+def load_result(out_dir: Path, adapters: list[str] | None = None) -> Any:
+    from driftloop.models.base import adapter_named, installed_adapters  # noqa: PLC0415
 
     result = json.loads((out_dir / RESULT).read_text())
-    return adapter_named(result["framework"], default_adapters()).load(out_dir / MODEL_DIR)
+    return adapter_named(result["framework"],
+                         installed_adapters(adapters or ())).load(out_dir / MODEL_DIR)
 
 
 def _kill_group(pid: int) -> None:
@@ -141,6 +143,21 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
+def choose_trainer(job: TrainingJob, parent: Any | None) -> Any:
+    """The trainer for ``job``: the configured one, except that the default trainer left
+    unconfigured retrains a champion that names its own ``retrainer`` (an XGBoost or
+    LightGBM booster) with that, so a run keeps the user's kind of model."""
+    from driftloop.training.sklearn import DEFAULT_TRAINER, import_object  # noqa: PLC0415
+
+    retrainer = getattr(parent, "retrainer", None)
+    if job.trainer == DEFAULT_TRAINER and not job.options and isinstance(retrainer, str):
+        logging.getLogger("driftloop.training").info(
+            "the champion is a %s model: retraining it with %s",
+            getattr(parent, "framework", type(parent).__name__), retrainer)
+        return import_object(retrainer)()
+    return import_object(job.trainer)(**job.options)
+
+
 def run_job(job: TrainingJob) -> None:
     """The child's work: load, train, save. Import-light until the job is known."""
     from driftloop.config import available_cpus  # noqa: PLC0415
@@ -152,19 +169,19 @@ def run_job(job: TrainingJob) -> None:
         "setting: threads)", job.threads, "" if job.threads == 1 else "s", available_cpus())
     from driftloop.data.snapshots import SnapshotStore  # noqa: PLC0415
     from driftloop.fsutil import write_atomic  # noqa: PLC0415
-    from driftloop.models.base import adapter_for, default_adapters  # noqa: PLC0415
+    from driftloop.models.base import adapter_for, installed_adapters  # noqa: PLC0415
     from driftloop.registry import ModelRegistry  # noqa: PLC0415
-    from driftloop.training.sklearn import import_object  # noqa: PLC0415
 
+    adapters = installed_adapters(job.adapters)
     registry = ModelRegistry.open(job.database_url, artifacts=job.artifacts_url or job.data_dir,
-                                  cache=job.data_dir)
+                                  cache=job.data_dir, adapters=adapters)
     store = SnapshotStore.for_registry(registry)
     snapshot = store.verify(job.snapshot_id)
     parent = (registry.load(job.model_name, job.parent_version)
               if job.parent_version is not None else None)
-    trainer = import_object(job.trainer)(**job.options)
+    trainer = choose_trainer(job, parent)
     model = trainer.train(snapshot, parent, job.params)
-    adapter = adapter_for(model, default_adapters())
+    adapter = adapter_for(model, adapters)
     out = Path(job.out_dir)
     target = out / MODEL_DIR
     target.mkdir(parents=True, exist_ok=False)
