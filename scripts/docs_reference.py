@@ -12,7 +12,6 @@ and their trailing comments in config.py until then.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import inspect
 import json
 import re
@@ -51,21 +50,13 @@ class Field:
 
 
 def settings_fields() -> list[Field]:
-    if hasattr(Settings, "model_json_schema"):  # pydantic-settings
-        schema = Settings.model_json_schema()
-        return [Field(name, _schema_type(spec), spec.get("default"),
-                      spec.get("description", ""), spec.get("title", ""))
-                for name, spec in schema["properties"].items()]
-    comments, sections = _source_comments(inspect.getsource(Settings))
-    fields = []
-    for f in dataclasses.fields(Settings):
-        default = (f.default if f.default is not dataclasses.MISSING
-                   else f.default_factory() if f.default_factory is not dataclasses.MISSING
-                   else None)
-        type_name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
-        fields.append(Field(f.name, type_name, default, comments.get(f.name, ""),
-                            sections.get(f.name, "")))
-    return fields
+    """The fields from the settings' JSON schema, grouped by the section comments of
+    ``config.py`` (``# serving``, ...)."""
+    _, sections = _source_comments(inspect.getsource(Settings))
+    schema = Settings.model_json_schema()
+    return [Field(name, _schema_type(spec), spec.get("default"), spec.get("description", ""),
+                  sections.get(name, "general"))
+            for name, spec in schema["properties"].items()]
 
 
 def _schema_type(spec: dict[str, Any]) -> str:
@@ -114,19 +105,23 @@ def configuration_page(fields: list[Field]) -> str:
         "Every setting can be given in three places; later ones win:",
         "",
         "1. the default below;",
-        "2. the `[driftloop]` table of `driftloop.toml` in the working folder (an example with",
-        "   every field: `examples/driftloop.toml`);",
+        "2. the `[driftloop]` table of a TOML file: `--config PATH`, else `$DRIFTLOOP_CONFIG`,",
+        "   else `driftloop.toml` in the working folder (an example with every field:",
+        "   `examples/driftloop.toml`);",
         "3. an environment variable `DRIFTLOOP_<NAME>` (upper case), e.g.",
-        "   `DRIFTLOOP_DRIFT_WINDOW=2000`; lists are comma-separated, tables are JSON.",
+        "   `DRIFTLOOP_DRIFT_WINDOW=2000`; lists are JSON or comma-separated, tables are JSON",
+        "   or nested variables (`DRIFTLOOP_TRAINER_OPTIONS__ESTIMATOR=...`).",
         "",
-        "Command-line options (`--data-dir`, `--model`, ...) override all three.",
+        "Command-line options (`--data-dir`, `--model`, ...) override all three. A",
+        "`DRIFTLOOP_*` variable that is not a setting is warned about once and ignored; an",
+        "unknown key in the TOML file is an error. The [command line](cli.md) page says more.",
         "",
     ]
     section = None
     for f in fields:
         if f.section != section:
             section = f.section
-            lines += [f"## {section.capitalize()}", "", "| setting | type | default | what |",
+            lines += [f"## {section[:1].upper()}{section[1:]}", "", "| setting | type | default | what |",
                       "|---|---|---|---|"]
         default = _toml_value(f.default)
         shown = "—" if default is None else f"`{default}`"

@@ -131,7 +131,7 @@ class Settings(BaseModel):
     pane_seconds: float | None = Field(None, gt=0, description="Time-based panes (needed "
                                        "with several workers).")
     log_predictions: bool = Field(True, description="Keep every prediction for labels.")
-    # the retraining loop (RetrainOrchestrator, ShadowGate)
+    # the retraining loop: RetrainOrchestrator and ShadowGate
     retrain_on_drift: bool = Field(True, description="A drift alarm starts a run.")
     trainer: str = Field("driftloop.training.sklearn:SklearnTrainer",
                          description="Import path of the Trainer class.")
