@@ -124,7 +124,9 @@ def test_models_lists_versions_as_json(tmp_path: Path, wine: dict[str, Path]) ->
     for args in (["models", "--json"], ["models", "list", "--json"]):
         result = CliRunner().invoke(main, [*args, "--model", "wine", "--data-dir", str(data)])
         assert result.exit_code == 0, result.output
-        versions = json.loads(result.output)
+        listing = json.loads(result.output)
+        versions = listing["versions"]
+        assert listing["model"] == "wine"
         assert [(v["version"], v["status"]) for v in versions] == [(1, "champion")]
         assert versions[0]["params"]["features"][0] == "alcohol"
 
