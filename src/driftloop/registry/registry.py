@@ -29,18 +29,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from driftloop import db
-from driftloop.config import Settings
-from driftloop.data.snapshots import SnapshotStore
 from driftloop.models.base import ModelAdapter, adapter_for, adapter_named, installed_adapters
 from driftloop.objectstore import open_location
 from driftloop.registry.artifacts import ArtifactStore, check_model_name
 from driftloop.registry.errors import ModelNotFoundError, PromotionConflictError
+
+if TYPE_CHECKING:  # the registry is imported by light commands: no pandas until needed
+    from driftloop.config import Settings
 
 CHAMPION, CANDIDATE = "champion", "candidate"
 #: PostgreSQL channel that carries the model name of every registry change.
@@ -385,6 +386,8 @@ class ModelRegistry:
             shutil.rmtree(folder)
             removed.append(folder.relative_to(self.artifacts.root).as_posix())
         remote = self.artifacts.remote
+        from driftloop.data.snapshots import SnapshotStore  # noqa: PLC0415 - pandas
+
         snapshots = SnapshotStore.for_registry(self)
         for key in [*self.artifacts.remote_orphans(referenced, older_than),
                     *snapshots.orphan_objects(older_than)]:
