@@ -208,6 +208,16 @@ def test_read_only_commands_create_no_database(tmp_path: Path, command: str) -> 
     assert not typo.exists()
 
 
+def test_the_registry_imports_no_data_stack() -> None:
+    """The CLI's registry commands and each server worker import it early."""
+    probe = ("import sys, driftloop.registry\n"
+             "print(sorted(m for m in ('scipy', 'sklearn', 'pandas', 'numpy', 'pyarrow') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_help_imports_nothing_heavy() -> None:
     """Every `serve` worker re-imports the CLI before it answers its health check."""
     probe = ("import sys; from driftloop.cli import main\n"
