@@ -73,6 +73,18 @@ class Settings:
     cooldown: float = 300.0  # after a run, drift and schedule triggers are ignored
     retrain_interval: float | None = None  # seconds between scheduled runs; None: off
     step_timeout: float = 1800.0  # the longest any other step may take
+    # --- issue 15: nothing lost, nothing open (docs/reliability.md)
+    insecure_no_admin_auth: bool = False  # admin routes open without a token (tests, demos)
+    admin_token_file: Path | None = None  # read the admin token from this file
+    allowed_origins: tuple[str, ...] = ()  # cross-origin pages allowed to POST and open /ws
+    trusted_types: tuple[str, ...] = ()  # extra skops types a model file may contain
+    log_durability: str = "journal"  # buffered | journal (survives SIGKILL) | fsync
+    retention_days: float | None = 30.0  # prediction log rows older than this are pruned
+    retention_rows: int | None = 5_000_000  # and beyond the newest this many
+    retention_interval: float = 600.0  # seconds between two prunes
+    max_queue_wait_ms: float | None = 500.0  # admission: refuse rows that would wait longer
+    header_timeout: float = 10.0  # seconds a client may take to send a request's headers
+    body_timeout: float = 30.0  # seconds a client may pause while sending a body
 
     def __post_init__(self) -> None:
         if not self.database_url:

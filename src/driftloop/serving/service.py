@@ -75,7 +75,8 @@ class ModelService:
             Traffic(settings.traffic_mode, settings.candidate_weight,  # type: ignore[arg-type]
                     settings.shadow_fraction),
             candidate_timeout=settings.candidate_timeout, max_batch=settings.max_batch,
-            max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue)
+            max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue,
+            max_queue_wait_ms=settings.max_queue_wait_ms)
         self.log = PredictionLog(self.registry.engine)
         self.writer: BatchingWriter | None = None
         self.detector: DriftDetector | None = None
