@@ -33,12 +33,31 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from driftloop.data.predictions import PredictionLogError, PredictionRecord
+from driftloop.config import Settings
+from driftloop.data.predictions import PredictionLog, PredictionLogError, PredictionRecord
 from driftloop.data.writer import BatchingWriter
 
 logger = logging.getLogger(__name__)
 
 MODES = ("buffered", "journal", "fsync")
+
+
+def open_writer(log: PredictionLog, settings: Settings
+                ) -> tuple[BatchingWriter, PredictionJournal | None]:
+    """The server's writer for ``log``, quarantining to ``<data_dir>/quarantine/``, and in
+    the durable modes its journal in ``<data_dir>/journal/``, after replaying what dead
+    processes left there."""
+    mode = settings.log_durability
+    if mode not in MODES:
+        raise ValueError(f"log_durability: must be one of {', '.join(MODES)}, got {mode!r}")
+    data_dir = Path(settings.data_dir)
+    journal = (None if mode == "buffered"
+               else PredictionJournal(data_dir / "journal", fsync=mode == "fsync"))
+    writer = BatchingWriter(log, quarantine=data_dir / "quarantine" / "predictions.jsonl",
+                            on_done=journal.forget if journal else None)
+    if journal is not None:
+        journal.recover(writer)
+    return writer, journal
 
 
 class PredictionJournal:

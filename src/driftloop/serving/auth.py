@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -99,11 +100,11 @@ def ensure_admin_token(data_dir: Path, *, token: str | None, token_file: Path | 
 
 def admin_guard(token: str | None, *, insecure: bool,
                 error: Callable[[int, str, dict[str, str] | None], Exception]
-                ) -> Callable[[Any], Awaitable[None]]:
+                ) -> Callable[[Request], Awaitable[None]]:
     """A FastAPI dependency: the request must carry ``Authorization: Bearer <token>``.
 
     Without a token the admin routes are disabled (403) unless ``insecure``."""
-    async def require_admin(request: Any) -> None:
+    async def require_admin(request: Request) -> None:
         if not token:
             if insecure:
                 return
