@@ -212,13 +212,21 @@ def _registry_options(function: Any) -> Any:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port to bind.")
 @click.option("--admin-token", envvar="DRIFTLOOP_ADMIN_TOKEN", default=None,
-              help="Bearer token for the mutating endpoints (or DRIFTLOOP_ADMIN_TOKEN).")
+              help="Bearer token for the admin endpoints; prefer DRIFTLOOP_ADMIN_TOKEN or "
+                   "--admin-token-file (a command line shows in `ps`) [default: one is "
+                   "generated and kept in <data-dir>/admin-token].")
+@click.option("--admin-token-file", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="DRIFTLOOP_ADMIN_TOKEN_FILE", default=None,
+              help="Read the admin token from this owner-only file.")
+@click.option("--insecure-no-admin-auth", is_flag=True, default=False,
+              help="Leave the admin endpoints open to anyone who can reach the server.")
 @_registry_options
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Worker processes; they follow the registry and share drift.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(host: str, port: int, data_dir: Path | None, admin_token: str | None,
+          admin_token_file: Path | None, insecure_no_admin_auth: bool,
           model_name: str | None, database_url: str | None, workers: int,
           log_level: str) -> None:
     """Serve the registry's champion over HTTP (POST /predict, /docs, /metrics, /api/...).
@@ -228,6 +236,8 @@ def serve(host: str, port: int, data_dir: Path | None, admin_token: str | None,
         driftloop serve --model churn --port 8000 --workers 2 --admin-token "$TOKEN"
     """
     import uvicorn  # noqa: PLC0415 - only the server needs it
+
+    from driftloop.serving.auth import AdminAuthError, setup_admin_auth  # noqa: PLC0415
 
     overrides = {"DATA_DIR": data_dir, "ADMIN_TOKEN": admin_token, "MODEL_NAME": model_name,
                  "DATABASE_URL": database_url}
@@ -241,11 +251,16 @@ def serve(host: str, port: int, data_dir: Path | None, admin_token: str | None,
         # fresh folder per server start, as prometheus_client requires.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="driftloop-metrics-")
     try:
-        Settings.load()  # fail here, with the field's name, rather than in every worker
-    except SettingsError as exc:
+        settings = Settings.load()  # fail here, with the field's name, not in every worker
+        setup_admin_auth(settings, token_file=admin_token_file, insecure=insecure_no_admin_auth,
+                         from_command_line=click.get_current_context().get_parameter_source(
+                             "admin_token") == click.core.ParameterSource.COMMANDLINE,
+                         echo=click.echo)
+    except (SettingsError, AdminAuthError) as exc:
         raise click.ClickException(str(exc)) from exc
     uvicorn.run("driftloop.serving.asgi:create", factory=True, host=host, port=port,
-                workers=workers, log_level=log_level)
+                workers=workers, log_level=log_level,
+                http="driftloop.serving.limits:H11WithHeaderTimeout")
 
 
 # --------------------------------------------------------------------------- registry

@@ -27,11 +27,12 @@ import secrets
 import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from driftloop.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -65,37 +66,40 @@ def configured_token(token: str | None, token_file: Path | None) -> str | None:
     return read_token_file(token_file) if token_file is not None else None
 
 
-def ensure_admin_token(data_dir: Path, *, token: str | None, token_file: Path | None,
-                       insecure: bool, from_command_line: bool,
-                       echo: Callable[[str], None]) -> Path | None:
-    """Set up the admin token for ``serve``; return the file the workers read it from
-    (None when the token comes from the environment, or with ``insecure``).
+def setup_admin_auth(settings: Settings, *, token_file: Path | None, insecure: bool,
+                     from_command_line: bool, echo: Callable[[str], None]) -> None:
+    """Set up the admin token for ``driftloop serve`` and tell its workers (through
+    ``DRIFTLOOP_ADMIN_TOKEN_FILE`` / ``DRIFTLOOP_INSECURE_NO_ADMIN_AUTH``) where it is.
 
-    With no token and no file, the token in ``<data_dir>/admin-token`` is used, generated
-    (and printed, once) if there is none yet.
+    A token from the environment or ``admin_token_file`` wins; with neither (and without
+    ``insecure``), the token in ``<data_dir>/admin-token`` is used, generated and printed
+    once if there is none yet.
     """
     if from_command_line:
         echo("warning: --admin-token is visible to every local user in `ps`; prefer "
              "DRIFTLOOP_ADMIN_TOKEN or --admin-token-file")
-    if token or token_file is not None:
-        configured_token(token, token_file)  # fail now, naming the file, not in a worker
-        return token_file
-    if insecure:
+    token_file = token_file or settings.admin_token_file
+    if settings.admin_token or token_file is not None:
+        configured_token(settings.admin_token, token_file)  # fail now, not in a worker
+    elif insecure or settings.insecure_no_admin_auth:
         echo("warning: --insecure-no-admin-auth: anyone who can reach this server can "
              "promote, roll back, retrain and change traffic")
-        return None
-    path = Path(data_dir) / TOKEN_FILE
-    if path.exists():
-        read_token_file(path)
-        echo(f"admin token: in {path}")
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(fresh + "\n")
-    echo(f"admin token (shown once; stored in {path}, readable only by you):\n  {fresh}")
-    return path
+        os.environ["DRIFTLOOP_INSECURE_NO_ADMIN_AUTH"] = "true"
+    else:
+        token_file = Path(settings.data_dir) / TOKEN_FILE
+        if token_file.exists():
+            read_token_file(token_file)
+            echo(f"admin token: in {token_file}")
+        else:
+            token_file.parent.mkdir(parents=True, exist_ok=True)
+            fresh = secrets.token_urlsafe(32)
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(fresh + "\n")
+            echo(f"admin token (shown once; stored in {token_file}, readable only by you):"
+                 f"\n  {fresh}")
+    if token_file is not None:
+        os.environ["DRIFTLOOP_ADMIN_TOKEN_FILE"] = str(token_file)
 
 
 def admin_guard(token: str | None, *, insecure: bool,
