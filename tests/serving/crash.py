@@ -18,7 +18,6 @@ from driftloop.config import Settings
 from driftloop.db import create_engine
 from driftloop.db import predictions as table
 
-
 #: Labels go to predictions answered this many requests earlier (by the same client), as
 #: real labels come later than their answers.
 LABEL_LAG = 8

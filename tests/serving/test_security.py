@@ -15,8 +15,13 @@ from tests.served_model import example_rows
 
 from driftloop.config import Settings
 from driftloop.registry import ModelRegistry
-from driftloop.serving.app import create_app, public_run
-from driftloop.serving.auth import AdminAuthError, configured_token, setup_admin_auth
+from driftloop.serving.app import create_app
+from driftloop.serving.auth import (
+    AdminAuthError,
+    configured_token,
+    public_run,
+    setup_admin_auth,
+)
 from driftloop.training.runs import RunStore, Trigger
 
 ADMIN = {"Authorization": "Bearer s3cret"}

@@ -3,6 +3,7 @@ real `driftloop serve`."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import time
@@ -48,10 +49,8 @@ def test_connections_that_trickle_their_headers_are_closed(server: tuple[str, in
         sent = 0
         while time.monotonic() < deadline and not all(_closed(c) for c in clients):
             for client in clients:  # one byte each, every 0.2 s: never a whole header
-                try:
+                with contextlib.suppress(OSError):  # closed already
                     client.sendall(request[sent % len(request):][:1])
-                except OSError:
-                    pass
             sent += 1
             time.sleep(0.2)
         assert all(_closed(c) for c in clients), "slow-header connections were held"

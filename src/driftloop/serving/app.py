@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -53,6 +52,7 @@ from driftloop.registry import ModelNotFoundError, PromotionConflictError
 from driftloop.serving import auth
 from driftloop.serving.batching import QueueFullError
 from driftloop.serving.limits import BodyGuard
+from driftloop.serving.log_health import LogMetrics, log_state
 from driftloop.serving.router import MODES, Traffic
 from driftloop.serving.service import FeatureSpec, ModelService
 
@@ -255,7 +255,7 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
                              "dropped": observer.dropped if observer else 0,
                              "observed": observer.observed if observer else 0},
             "router": {k: v for k, v in vars(router.counters).items()},
-            "prediction_log": _log_state(service, retention),
+            "prediction_log": log_state(service, retention),
             "alarms": len(service.alarms),
             "loop": await _in_thread(service.orchestrator.state),
         }
@@ -280,7 +280,8 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
         listed = await _in_thread(service.orchestrator.runs.list, limit)
         full = auth.is_admin(request.headers.get("authorization"), token)
         return {"model": service.name,
-                "runs": [r.to_dict() if full else public_run(r.to_dict()) for r in listed]}
+                "runs": [r.to_dict() if full else auth.public_run(r.to_dict())
+                         for r in listed]}
 
     @app.post("/api/retrain", status_code=202, dependencies=[Depends(require_admin)])
     async def retrain(body: RetrainRequest | None = None) -> dict[str, Any]:
@@ -423,77 +424,6 @@ async def _journal(service: ModelService, answered: list[tuple[Any, dict[str, An
         logger.error("journalling predictions failed: %s", exc)
         raise ApiError(503, "the prediction could not be journalled; retry shortly",
                        headers={"Retry-After": "1"}) from exc
-
-
-def _log_state(service: ModelService, retention: Retention) -> dict[str, Any]:
-    """The prediction log's health: the writer's counters, journal and retention."""
-    writer, journal = service.writer, service.journal
-    state: dict[str, Any] = writer.state() if writer is not None else {"enabled": False}
-    state["durability"] = service.settings.log_durability if journal is not None else "buffered"
-    state["journal_unsaved"] = journal.unsaved if journal is not None else 0
-    state["rows"] = retention.rows
-    state["pruned"] = retention.pruned
-    return state
-
-
-class LogMetrics:
-    """Prometheus gauges of the prediction log: size, backlog, quarantine, stuck time."""
-
-    def __init__(self, service: ModelService, retention: Retention) -> None:
-        self.service, self.retention = service, retention
-        self._gauges: dict[str, Any] | None = None
-
-    def update(self) -> None:
-        metrics = self.service.metrics
-        if metrics is None:
-            return
-        if self._gauges is None:
-            from prometheus_client import Gauge  # noqa: PLC0415 - with the metrics
-
-            def gauge(name: str, doc: str, mode: str) -> Any:
-                return Gauge(name, doc, ["model"], registry=metrics.registry,
-                             multiprocess_mode=mode).labels(self.service.name)
-
-            self._gauges = {
-                "rows": gauge("driftloop_prediction_log_rows",
-                              "Rows in the prediction log, as counted at the last prune.",
-                              "livemax"),
-                "pending": gauge("driftloop_prediction_log_pending",
-                                 "Predictions buffered and not yet in the log.", "livesum"),
-                "quarantined": gauge("driftloop_prediction_log_quarantined",
-                                     "Predictions that could not be stored and were written "
-                                     "to the quarantine file (since the process started).",
-                                     "livesum"),
-                "stuck": gauge("driftloop_prediction_log_stuck_seconds",
-                               "How long writes to the prediction log have been failing "
-                               "(0: they succeed).", "livemax"),
-            }
-        writer = self.service.writer
-        self._gauges["rows"].set(self.retention.rows if self.retention.rows is not None
-                                 else float("nan"))
-        if writer is not None:
-            self._gauges["pending"].set(writer.pending)
-            self._gauges["quarantined"].set(writer.quarantined)
-            self._gauges["stuck"].set(writer.stuck_for)
-
-
-_PATH = re.compile(r"(?<![\w.~])(?:/[^\s/'\"():,]+)+/?")
-_TRACEBACK = re.compile(r"Traceback \(most recent call last\):.*", re.DOTALL)
-
-
-def _public_text(text: str) -> str:
-    """``text`` without tracebacks, and absolute paths cut to their last part."""
-    text = _TRACEBACK.sub("(traceback withheld)", text)
-    return _PATH.sub(lambda m: "…/" + m.group().rstrip("/").rsplit("/", 1)[-1], text)
-
-
-def public_run(run: Any) -> Any:
-    """A run as anyone may see it: no training log, no paths, no tracebacks."""
-    if isinstance(run, dict):
-        return {k: public_run(v) for k, v in run.items() if k != "log_tail"}
-    if isinstance(run, list):
-        return [public_run(v) for v in run]
-    return _public_text(run) if isinstance(run, str) else run
 
 
 def _slot(slot: Any) -> dict[str, Any] | None:

@@ -16,6 +16,9 @@ through a user's browser. :class:`OriginGuard` refuses any state-changing reques
 method but GET, HEAD, OPTIONS) and any ``/ws`` handshake whose ``Origin`` header is neither
 the server's own origin nor in ``allowed_origins``. Requests without ``Origin`` (curl, SDKs,
 other servers) are not from a browser page and pass.
+
+``/api/runs`` without the token shows :func:`public_run`: no training log, and no
+traceback or absolute path in any message (they describe the server's insides).
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
 import secrets
 import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -173,3 +178,22 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return bytes(value).decode("latin-1")
     return None
+
+
+_PATH = re.compile(r"(?<![\w.~])(?:/[^\s/'\"():,]+)+/?")
+_TRACEBACK = re.compile(r"Traceback \(most recent call last\):.*", re.DOTALL)
+
+
+def _public_text(text: str) -> str:
+    """``text`` without tracebacks, and absolute paths cut to their last part."""
+    text = _TRACEBACK.sub("(traceback withheld)", text)
+    return _PATH.sub(lambda m: "…/" + m.group().rstrip("/").rsplit("/", 1)[-1], text)
+
+
+def public_run(run: Any) -> Any:
+    """A run as anyone may see it: no training log, no paths, no tracebacks."""
+    if isinstance(run, dict):
+        return {k: public_run(v) for k, v in run.items() if k != "log_tail"}
+    if isinstance(run, list):
+        return [public_run(v) for v in run]
+    return _public_text(run) if isinstance(run, str) else run
