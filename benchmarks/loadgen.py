@@ -126,12 +126,13 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 # --------------------------------------------------------------------------- the model
-def registry_with_candidates(root: Path, c_values: Sequence[float]) -> tuple[Settings,
-                                                                             list[int]]:
-    """A fresh SQLite registry under ``root`` whose champion v1 is the served-model
-    pipeline, plus one candidate per regularisation strength in ``c_values`` (all trained
-    on the champion's snapshot); returns the settings and the candidates' versions."""
-    settings = served_settings_in(root)
+def registry_with_candidates(root: Path, c_values: Sequence[float], database_url: str = ""
+                             ) -> tuple[Settings, list[int]]:
+    """A fresh registry under ``root`` (SQLite, or ``database_url``) whose champion v1 is
+    the served-model pipeline, plus one candidate per regularisation strength in
+    ``c_values`` (all trained on the champion's snapshot); returns the settings and the
+    candidates' versions."""
+    settings = served_settings_in(root, database_url)
     registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
     champion = registry.get_champion(settings.model_name)
     assert champion is not None

@@ -11,7 +11,8 @@ Retry-After at once instead of queueing work it will serve too late. A row is re
 ``max_queue_wait_ms`` to score (the queue depth times the measured seconds per row, a
 moving average over recent batches): the target is a latency, not only a count, so many
 concurrent clients get fast answers or fast refusals rather than slow answers. A queue
-always takes at least one full batch, so a slow model is never refused outright.
+always takes one full batch, and anything (up to ``max_queue``) when it is empty, so a
+slow model or a large request is never refused outright.
 
 A multi-row request is admitted whole or not at all: :meth:`admission` checks room for
 all its rows at once and reserves it, so a refused batch leaves no trace (no row scored,
@@ -98,7 +99,7 @@ class BatchingQueue:
         ahead = self.depth + self._reserved
         if ahead + rows > self.max_queue:
             return f"{ahead} rows are waiting (at most {self.max_queue})"
-        if self.max_queue_wait is not None and ahead + rows > self.max_batch:
+        if self.max_queue_wait is not None and ahead > 0 and ahead + rows > self.max_batch:
             wait = (ahead + rows) * self.row_seconds
             if wait > self.max_queue_wait:
                 return (f"the rows ahead would take {wait * 1000:.0f} ms to score (target "
