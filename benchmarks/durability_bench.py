@@ -38,8 +38,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.serving.crash import crash_once
-
 from loadgen import (
     driftloop_server,
     percentile,
@@ -47,6 +45,11 @@ from loadgen import (
     python_load,
     registry_with_candidates,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # tests/ is a namespace package at the repository root
+    sys.path.insert(0, str(ROOT))
+from tests.serving.crash import crash_once  # noqa: E402
 
 MODES = ("buffered", "journal", "fsync")
 
@@ -80,19 +83,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for _ in range(rounds):
             for mode in MODES:
                 results[mode].append(latency_round(root, mode, args.concurrency, seconds))
+        base = statistics.median(r[1] for r in results["buffered"])
+        print(f"\nlatency: {args.concurrency} closed-loop clients, {seconds:.0f} s, median of "
+              f"{rounds} round(s), 1 worker, SQLite")
+        print(f"{'mode':<10}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'p50 vs buffered':>17}"
+              f"{'failed':>8}")
+        for mode in MODES:
+            rps, p50, p99 = (statistics.median(r[i] for r in results[mode]) for i in range(3))
+            failed = sum(r[3] for r in results[mode])
+            print(f"{mode:<10}{rps:>8.0f}{p50:>9.1f}{p99:>9.1f}{p50 / base:>16.2f}x"
+                  f"{failed:>8}", flush=True)
         crashes = {}
         for mode in MODES:
             settings, _ = registry_with_candidates(root / f"crash-{mode}", [])
             crashes[mode] = crash_once(settings, mode, predictions=args.crash_predictions)
-    base = statistics.median(r[1] for r in results["buffered"])
-    print(f"\nlatency: {args.concurrency} closed-loop clients, {seconds:.0f} s, median of "
-          f"{rounds} round(s), 1 worker, SQLite")
-    print(f"{'mode':<10}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'p50 vs buffered':>17}"
-          f"{'failed':>8}")
-    for mode in MODES:
-        rps, p50, p99 = (statistics.median(r[i] for r in results[mode]) for i in range(3))
-        failed = sum(r[3] for r in results[mode])
-        print(f"{mode:<10}{rps:>8.0f}{p50:>9.1f}{p99:>9.1f}{p50 / base:>16.2f}x{failed:>8}")
     print("\nSIGKILL under load, then restart: acknowledged and lost")
     print(f"{'mode':<10}{'predictions':>12}{'lost':>6}{'labels':>8}{'lost':>6}")
     for mode, crash in crashes.items():
