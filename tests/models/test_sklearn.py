@@ -13,10 +13,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.utils import all_estimators
 
 from driftloop.models import UntrustedArtifactError
 from driftloop.models import sklearn as adapter_module
-from driftloop.models.sklearn import SklearnAdapter, trust_types
+from driftloop.models.sklearn import SklearnAdapter, trust_types, trusted
 
 
 class Doubler(TransformerMixin, BaseEstimator):
@@ -85,3 +86,11 @@ def test_a_users_own_class_loads_once_listed_and_a_function_cannot_be_listed(
         trust_types(["numpy.f2py.crackfortran.myeval"])
     with pytest.raises(ValueError, match="cannot import"):
         trust_types(["no.such.Thing"])
+
+
+def test_every_scikit_learn_estimator_is_trusted_and_no_function_is() -> None:
+    assert all(trusted(f"{cls.__module__}.{cls.__qualname__}") for _, cls in all_estimators())
+    for name in ("sklearn.utils.all_estimators", "sklearn.utils._testing.assert_docstrings",
+                 "numpy.load", "numpy.f2py.crackfortran.myeval", "scipy.io.loadmat",
+                 "sklearn.base.clone", "builtins.eval"):
+        assert not trusted(name), name

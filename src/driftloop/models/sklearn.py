@@ -3,8 +3,11 @@
 skops refuses to build any type it does not know is safe unless told to trust it. We
 trust an explicit list of types, never a module prefix and never a function: skops' own
 defaults (builtins, numpy dtypes and ufuncs, scikit-learn estimators and loss
-internals), every estimator class scikit-learn lists (:func:`sklearn.utils.all_estimators`),
-and the few array-holding helpers that fitted estimators contain (:data:`HELPER_TYPES`).
+internals), scikit-learn's estimator classes (a class defined in a ``sklearn.`` module
+that subclasses :class:`~sklearn.base.BaseEstimator`: the classes
+:func:`sklearn.utils.all_estimators` lists, checked one name at a time rather than by
+importing every estimator at start-up), and the few array-holding helpers that fitted
+estimators contain (:data:`HELPER_TYPES`).
 A prefix would be unsafe: ``numpy.`` and ``scipy.`` contain functions that evaluate or
 execute a string, and ``numpy.load`` that unpickles. An artifact that needs anything
 else is refused with the offending types named; a user who trusts more (a custom
@@ -40,24 +43,34 @@ HELPER_TYPES = frozenset({
 _user_types: set[str] = set()
 
 
+def _import(name: str) -> object:
+    module, _, attribute = name.rpartition(".")
+    return getattr(importlib.import_module(module), attribute)
+
+
 @cache
-def _estimator_types() -> frozenset[str]:
-    from sklearn.utils import all_estimators  # noqa: PLC0415 - imports every estimator
+def is_estimator_class(name: str) -> bool:
+    """Whether ``name`` is a scikit-learn estimator class (not a function, not another
+    library's type)."""
+    if not name.startswith("sklearn."):
+        return False
+    try:
+        found = _import(name)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    return isinstance(found, type) and issubclass(found, BaseEstimator)
 
-    return frozenset(f"{cls.__module__}.{cls.__qualname__}" for _, cls in all_estimators())
 
-
-def trusted_types() -> frozenset[str]:
-    """The types (beyond skops' defaults) a model file may contain."""
-    return _estimator_types() | HELPER_TYPES | frozenset(_user_types)
+def trusted(name: str) -> bool:
+    """Whether a model file may contain the type ``name`` (beyond skops' defaults)."""
+    return name in HELPER_TYPES or name in _user_types or is_estimator_class(name)
 
 
 def trust_types(names: Iterable[str]) -> None:
     """Trust these classes too (the ``trusted_types`` setting); each must name a class."""
     for name in names:
-        module, _, attribute = name.rpartition(".")
         try:
-            found = getattr(importlib.import_module(module), attribute)
+            found = _import(name)
         except (ImportError, AttributeError, ValueError) as exc:
             raise ValueError(f"trusted_types: cannot import {name!r}: {exc}") from exc
         if not isinstance(found, type):
@@ -80,7 +93,7 @@ class SklearnAdapter:
     def load(self, directory: Path) -> Any:
         path = directory / FILENAME
         unknown = sio.get_untrusted_types(file=path)
-        refused = sorted(set(unknown) - trusted_types())
+        refused = sorted(name for name in set(unknown) if not trusted(name))
         if refused:
             raise UntrustedArtifactError(
                 f"{path} contains types that are not trusted: {', '.join(refused)}. Only "
