@@ -294,6 +294,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--swaps", type=int, help="promotions + rollbacks [20]")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=WORKERS, help="server workers [2]")
+    parser.add_argument("--startup-s", type=float, default=120.0,
+                        help="how long the server may take to start [120]")
     parser.add_argument("--database-url", default="",
                         help="a PostgreSQL URL (an empty schema) [default: SQLite]")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -323,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         c_values = [round(0.05 * (i + 1), 2) for i in range((args.swaps + 1) // 2)]
         settings, candidates = registry_with_candidates(root, c_values, args.database_url)
         swaps = plan(args.swaps, candidates, args.seconds)
-        with driftloop_server(settings, args.workers, root, args.overrides) as server, python_load(
+        with driftloop_server(settings, args.workers, root, args.overrides, args.startup_s) as server, python_load(
                 server.url, bodies, concurrency=args.concurrency, seconds=args.seconds,
                 processes=PROCESSES, read_version=True) as load:
             start = load.start()

@@ -241,7 +241,8 @@ def setting_overrides(pairs: Sequence[str]) -> dict[str, str]:
 
 @contextmanager
 def driftloop_server(settings: Settings, workers: int, log_dir: Path,
-                     overrides: dict[str, str] | None = None) -> Iterator[Server]:
+                     overrides: dict[str, str] | None = None,
+                     startup_s: float = 120.0) -> Iterator[Server]:
     """``driftloop serve`` on ``settings``' registry with the admin token, every other
     setting at its default (the environment's DRIFTLOOP_* variables are dropped) unless
     ``overrides`` (DRIFTLOOP_* variables) says otherwise."""
@@ -252,7 +253,7 @@ def driftloop_server(settings: Settings, workers: int, log_dir: Path,
            settings.model_name, "--workers", str(workers), "--log-level", "warning",
            "--admin-token", settings.admin_token or ""]
     with running(cmd, port, log_dir / f"driftloop-{port}.log", env=clean_env(overrides),
-                 cwd=log_dir) as server:
+                 cwd=log_dir, startup_s=startup_s) as server:
         yield server
 
 
