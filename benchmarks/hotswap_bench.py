@@ -325,7 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         c_values = [round(0.05 * (i + 1), 2) for i in range((args.swaps + 1) // 2)]
         settings, candidates = registry_with_candidates(root, c_values, args.database_url)
         swaps = plan(args.swaps, candidates, args.seconds)
-        with driftloop_server(settings, args.workers, root, args.overrides, args.startup_s) as server, python_load(
+        with driftloop_server(settings, args.workers, root, args.overrides,
+                              args.startup_s) as server, python_load(
                 server.url, bodies, concurrency=args.concurrency, seconds=args.seconds,
                 processes=PROCESSES, read_version=True) as load:
             start = load.start()
