@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,10 +91,12 @@ def test_a_stuck_log_shows_in_state_and_metrics(settings: Settings, tmp_path: Pa
         writer._log = PredictionLog(sa.create_engine(DOWN))
         writer._retry_delay = 0.05
         client.post("/predict", json={"features": example_rows(1)[0], "request_id": "s-1"})
-        for _ in range(200):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             state = client.get("/api/state").json()["prediction_log"]
             if state["failures"] >= 2:
                 break
+            time.sleep(0.05)
         assert state["stuck_seconds"] > 0 and state["pending"] == 1
         assert "OperationalError" in state["last_error"]
         metrics = {s.name: s.value for f in text_string_to_metric_families(
@@ -101,9 +104,11 @@ def test_a_stuck_log_shows_in_state_and_metrics(settings: Settings, tmp_path: Pa
         assert metrics["driftloop_prediction_log_stuck_seconds"] > 0
         assert metrics["driftloop_prediction_log_pending"] == 1
         writer._log = healthy  # the database is back: nothing was lost
-        for _ in range(200):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             if client.get("/api/state").json()["prediction_log"]["pending"] == 0:
                 break
+            time.sleep(0.05)
     assert _log(settings).get("s-1") is not None
 
 
