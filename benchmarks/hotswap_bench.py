@@ -249,7 +249,9 @@ def report(args: argparse.Namespace, run: LoadRun, results: Sequence[Convergence
            outcome: dict[str, Any], cores: dict[str, float]) -> str:
     ok = {True: "PASS", False: "FAIL"}
     seconds = run.stop - run.start
-    lines = [f"hotswap_bench: driftloop serve --workers {WORKERS} (SQLite); {args.concurrency} "
+    backend = "PostgreSQL" if args.database_url else "SQLite"
+    lines = [f"hotswap_bench: driftloop serve --workers {args.workers} ({backend}); "
+             f"{args.concurrency} "
              f"clients in {PROCESSES} Python processes for {seconds:.0f} s; {args.swaps} swaps;"
              f" {os.cpu_count()} CPUs; Python {platform.python_version()}",
              "driftloop settings: " + (", ".join(f"{k}={v}" for k, v in args.overrides.items())
@@ -272,7 +274,7 @@ def to_json(args: argparse.Namespace, run: LoadRun, results: Sequence[Convergenc
             outcome: dict[str, Any], cores: dict[str, float]) -> dict[str, Any]:
     return {"options": {k: (str(v) if isinstance(v, Path) else v) for k, v in
                         vars(args).items()},
-            "workers": WORKERS, "seconds": run.stop - run.start, "cores": cores,
+            "workers": args.workers, "seconds": run.stop - run.start, "cores": cores,
             "outcome": outcome,
             "swaps": [asdict(c.swap) | {"at_s": c.swap.called - run.start,
                                         "admin_s": c.swap.returned - c.swap.called,
@@ -291,6 +293,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="load duration [30]")
     parser.add_argument("--swaps", type=int, help="promotions + rollbacks [20]")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=WORKERS, help="server workers [2]")
+    parser.add_argument("--startup-s", type=float, default=120.0,
+                        help="how long the server may take to start [120]")
+    parser.add_argument("--database-url", default="",
+                        help="a PostgreSQL URL (an empty schema) [default: SQLite]")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a driftloop setting for the server, e.g. poll_interval=0.25 "
                         "(repeatable; default: none, the server's defaults)")
@@ -316,9 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="hotswap-bench-") as folder:
         root = Path(folder)
         c_values = [round(0.05 * (i + 1), 2) for i in range((args.swaps + 1) // 2)]
-        settings, candidates = registry_with_candidates(root, c_values)
+        settings, candidates = registry_with_candidates(root, c_values, args.database_url)
         swaps = plan(args.swaps, candidates, args.seconds)
-        with driftloop_server(settings, WORKERS, root, args.overrides) as server, python_load(
+        with driftloop_server(settings, args.workers, root, args.overrides,
+                              args.startup_s) as server, python_load(
                 server.url, bodies, concurrency=args.concurrency, seconds=args.seconds,
                 processes=PROCESSES, read_version=True) as load:
             start = load.start()

@@ -126,12 +126,13 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 # --------------------------------------------------------------------------- the model
-def registry_with_candidates(root: Path, c_values: Sequence[float]) -> tuple[Settings,
-                                                                             list[int]]:
-    """A fresh SQLite registry under ``root`` whose champion v1 is the served-model
-    pipeline, plus one candidate per regularisation strength in ``c_values`` (all trained
-    on the champion's snapshot); returns the settings and the candidates' versions."""
-    settings = served_settings_in(root)
+def registry_with_candidates(root: Path, c_values: Sequence[float], database_url: str = ""
+                             ) -> tuple[Settings, list[int]]:
+    """A fresh registry under ``root`` (SQLite, or ``database_url``) whose champion v1 is
+    the served-model pipeline, plus one candidate per regularisation strength in
+    ``c_values`` (all trained on the champion's snapshot); returns the settings and the
+    candidates' versions."""
+    settings = served_settings_in(root, database_url)
     registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
     champion = registry.get_champion(settings.model_name)
     assert champion is not None
@@ -240,7 +241,8 @@ def setting_overrides(pairs: Sequence[str]) -> dict[str, str]:
 
 @contextmanager
 def driftloop_server(settings: Settings, workers: int, log_dir: Path,
-                     overrides: dict[str, str] | None = None) -> Iterator[Server]:
+                     overrides: dict[str, str] | None = None,
+                     startup_s: float = 120.0) -> Iterator[Server]:
     """``driftloop serve`` on ``settings``' registry with the admin token, every other
     setting at its default (the environment's DRIFTLOOP_* variables are dropped) unless
     ``overrides`` (DRIFTLOOP_* variables) says otherwise."""
@@ -251,7 +253,7 @@ def driftloop_server(settings: Settings, workers: int, log_dir: Path,
            settings.model_name, "--workers", str(workers), "--log-level", "warning",
            "--admin-token", settings.admin_token or ""]
     with running(cmd, port, log_dir / f"driftloop-{port}.log", env=clean_env(overrides),
-                 cwd=log_dir) as server:
+                 cwd=log_dir, startup_s=startup_s) as server:
         yield server
 
 

@@ -121,8 +121,8 @@ def configuration_page(fields: list[Field]) -> str:
     for f in fields:
         if f.section != section:
             section = f.section
-            lines += [f"## {section[:1].upper()}{section[1:]}", "", "| setting | type | default | what |",
-                      "|---|---|---|---|"]
+            lines += [f"## {section[:1].upper()}{section[1:]}", "",
+                      "| setting | type | default | what |", "|---|---|---|---|"]
         default = _toml_value(f.default)
         shown = "—" if default is None else f"`{default}`"
         kind = f.type.replace("|", "or")

@@ -294,13 +294,21 @@ def _registry_options(function: Any) -> Any:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port to bind.")
 @click.option("--admin-token", envvar="DRIFTLOOP_ADMIN_TOKEN", default=None,
-              help="Bearer token for the mutating endpoints (or DRIFTLOOP_ADMIN_TOKEN).")
+              help="Bearer token for the admin endpoints; prefer DRIFTLOOP_ADMIN_TOKEN or "
+                   "--admin-token-file (a command line shows in `ps`) [default: one is "
+                   "generated and kept in <data-dir>/admin-token].")
+@click.option("--admin-token-file", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="DRIFTLOOP_ADMIN_TOKEN_FILE", default=None,
+              help="Read the admin token from this owner-only file.")
+@click.option("--insecure-no-admin-auth", is_flag=True, default=False,
+              help="Leave the admin endpoints open to anyone who can reach the server.")
 @_registry_options
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes; they follow the registry and share drift.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(host: str, port: int, data_dir: Path | None, admin_token: str | None,
+          admin_token_file: Path | None, insecure_no_admin_auth: bool,
           model_name: str | None, database_url: str | None, config: Path | None,
           workers: int, log_level: str) -> None:
     """Serve the registry's champion over HTTP (POST /predict, /docs, /metrics, /api/...).
@@ -310,10 +318,20 @@ def serve(host: str, port: int, data_dir: Path | None, admin_token: str | None,
         driftloop serve --model churn --port 8000 --workers 2 --admin-token "$TOKEN"
     """
     from driftloop.config import available_cpus  # noqa: PLC0415
+    from driftloop.serving.auth import AdminAuthError, setup_admin_auth  # noqa: PLC0415
 
     settings = _load_settings(config, data_dir=data_dir, admin_token=admin_token,
+                              admin_token_file=admin_token_file,
+                              insecure_no_admin_auth=insecure_no_admin_auth or None,
                               model_name=model_name, database_url=database_url)
     _require_database(settings)
+    try:
+        settings = setup_admin_auth(
+            settings, echo=click.echo,
+            from_command_line=click.get_current_context().get_parameter_source(
+                "admin_token") == click.core.ParameterSource.COMMANDLINE)
+    except AdminAuthError as exc:
+        raise click.ClickException(str(exc)) from exc
     update: dict[str, Any] = {}
     if workers > 1 and settings.pane_seconds is None:
         update["pane_seconds"] = 10.0  # panes must align across workers

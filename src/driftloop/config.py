@@ -31,7 +31,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 from pydantic_settings import (
@@ -56,6 +56,8 @@ logger = logging.getLogger(__name__)
 _warned: set[str] = set()
 
 PositiveInt = Annotated[int, Field(ge=1)]
+#: Fields that take ``a,b`` (or a JSON list) from an environment variable.
+LIST_FIELDS = ("ignore_columns", "adapters", "allowed_origins", "trusted_types")
 Share = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
@@ -101,6 +103,16 @@ class Settings(BaseModel):
         "empty: every installed one.")
     admin_token: str | None = Field(None, repr=False,
                                     description="Bearer token for the mutating endpoints.")
+    admin_token_file: Path | None = Field(None, description="Read the admin token from this "
+                                          "file (owner-readable only); preferred to "
+                                          "admin_token, which shows in `ps` as an option.")
+    insecure_no_admin_auth: bool = Field(False, description="Open the admin routes without a "
+                                         "token (tests, demos on a private machine).")
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Cross-origin pages allowed to POST and open /ws (default: same "
+        "origin only).")
+    trusted_types: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Extra classes (never functions) a skops model file may contain.")
     threads: int | None = Field(None, ge=1, description=(
         "BLAS/OpenMP threads for training and for each server process's scoring. Default: "
         "half the CPUs this process may use (at least 1), since OpenMP threads that spin on "
@@ -120,6 +132,13 @@ class Settings(BaseModel):
                                    "to the candidate in shadow mode.")
     poll_interval: float = Field(0.5, gt=0, le=0.5, description="Seconds between registry "
                                  "polls (a hot swap reaches every worker within this).")
+    max_queue_wait_ms: float | None = Field(500.0, gt=0, description="Admission: refuse "
+                                            "rows that would wait longer than this in the "
+                                            "queue (503); unset: by count only.")
+    header_timeout: float = Field(10.0, gt=0, description="Seconds a client may take to send "
+                                  "a request's headers (slow clients are cut off).")
+    body_timeout: float = Field(30.0, gt=0, description="Seconds a client may pause while "
+                                "sending a body (then 408).")
     workers_start_timeout: PositiveInt = Field(60, description=(
         "Seconds a server worker may take to start and to answer the supervisor's health "
         "check before it is restarted (a busy machine needs more than uvicorn's 5)."))
@@ -131,6 +150,15 @@ class Settings(BaseModel):
     pane_seconds: float | None = Field(None, gt=0, description="Time-based panes (needed "
                                        "with several workers).")
     log_predictions: bool = Field(True, description="Keep every prediction for labels.")
+    log_durability: Literal["buffered", "journal", "fsync"] = Field(
+        "journal", description="buffered: a crash may lose ~1 s of answered predictions; "
+        "journal: an acknowledged prediction survives SIGKILL (a local append-only file, "
+        "replayed on start); fsync: it also survives a power cut (group commit).")
+    retention_days: float | None = Field(30.0, gt=0, description="Prediction log rows older "
+                                         "than this are pruned; unset: kept.")
+    retention_rows: int | None = Field(5_000_000, ge=1, description="And beyond the newest "
+                                       "this many; unset: no row limit.")
+    retention_interval: float = Field(600.0, gt=0, description="Seconds between two prunes.")
     # the retraining loop: RetrainOrchestrator and ShadowGate
     retrain_on_drift: bool = Field(True, description="A drift alarm starts a run.")
     trainer: str = Field("driftloop.training.sklearn:SklearnTrainer",
@@ -182,7 +210,7 @@ class Settings(BaseModel):
             object.__setattr__(self, "database_url",
                                f"sqlite:///{Path(self.data_dir) / 'driftloop.db'}")
 
-    _split = field_validator("ignore_columns", "adapters", mode="before")(_split_list)
+    _split = field_validator(*LIST_FIELDS, mode="before")(_split_list)
 
     @property
     def resolved_threads(self) -> int:
@@ -318,5 +346,5 @@ def _read_sources(table: Mapping[str, Any], environ: Mapping[str, str],
                               for name, info in Settings.model_fields.items()}
     model = create_model("Sources", __base__=Sources,
                          __validators__={"split": field_validator(
-                             "ignore_columns", "adapters", mode="before")(_split_list)}, **fields)
+                             *LIST_FIELDS, mode="before")(_split_list)}, **fields)
     return model(**given).model_dump()

@@ -356,3 +356,32 @@ def test_concurrent_appends_of_disjoint_ids(log: PredictionLog) -> None:
 
     run_threads(4, append)
     assert log.count() == 4 * 5 * 50
+
+
+def test_a_prediction_committed_while_its_label_is_written_is_never_a_false_conflict(
+        db_url: str) -> None:
+    """The prediction row commits between the label's UPDATE (which missed it) and a
+    follow-up SELECT (which finds it unlabelled): the client must not get a 409."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite's BEGIN IMMEDIATE keeps every other writer out of the label write")
+    engine, other = create_engine(db_url), create_engine(db_url)
+    log, writer_log = PredictionLog(engine), PredictionLog(other)
+    fired: list[str] = []
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def commit_the_prediction_now(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "UPDATE predictions" in statement and not fired:
+            fired.append(statement)
+            writer_log.append([record(1)])  # its own connection and transaction
+
+    try:
+        try:
+            result = log.feedback("r00001", 1)
+        except UnknownRequestError:  # the label missed the row whole: a retry finds it
+            result = log.feedback("r00001", 1)
+        assert fired and result.label == 1
+        stored = log.get("r00001")
+        assert stored is not None and stored.label == 1
+    finally:
+        engine.dispose()
+        other.dispose()

@@ -125,3 +125,87 @@ def test_writer_drops_records_already_stored(log: PredictionLog) -> None:
         assert writer.flush() == 3
         assert writer.duplicates == 1 and writer.pending == 0
     assert log.count() == 4
+
+
+class PoisonLog(PredictionLog):
+    """A log on which one request_id fails whenever it is in the batch, as a value the
+    database refuses would (a DataError, not a connection problem)."""
+
+    def __init__(self, engine: sa.Engine, poison: str) -> None:
+        super().__init__(engine)
+        self.poison = poison
+        self.calls = 0
+
+    def append(self, records: Any) -> int:
+        batch: Sequence[PredictionRecord] = list(records)
+        self.calls += 1
+        if any(r.request_id == self.poison for r in batch):
+            raise sa.exc.DataError("INSERT", {}, Exception("invalid byte sequence"))
+        return super().append(batch)
+
+
+def test_a_record_that_fails_alone_is_quarantined_and_its_batch_written(
+        db_url: str, tmp_path: Any) -> None:
+    engine = create_engine(db_url)
+    log = PoisonLog(engine, poison="r00003")
+    done: list[str] = []
+    writer = BatchingWriter(log, max_batch=10, max_delay=0.01, retry_delay=0.01,
+                            quarantine=tmp_path / "quarantine.jsonl", on_done=done.extend)
+    try:
+        for i in range(8):
+            writer.add(record(i))
+        wait_for(lambda: writer.pending == 0)
+        for i in range(8, 12):  # the log keeps going afterwards
+            writer.add(record(i))
+        wait_for(lambda: writer.pending == 0)
+        assert log.count() == 11 and writer.written == 11
+        assert writer.quarantined == 1 and writer.stuck_for == 0.0
+        calls = log.calls
+        time.sleep(0.1)
+        assert log.calls == calls  # nothing is retried
+        lines = (tmp_path / "quarantine.jsonl").read_text().splitlines()
+        assert len(lines) == 1 and '"request_id": "r00003"' in lines[0]
+        assert "DataError" in lines[0]
+        assert sorted(done) == [f"r{i:05d}" for i in range(12)]
+        assert writer.state()["quarantined"] == 1
+    finally:
+        writer.close()
+        engine.dispose()
+
+
+def test_a_database_outage_is_retried_and_reported_as_stuck(db_url: str) -> None:
+    engine = create_engine(db_url)
+    log = FlakyLog(engine, failures=10**6)
+    writer = BatchingWriter(log, max_batch=10, max_delay=0.01, retry_delay=0.02)
+    try:
+        writer.add(record(1))
+        wait_for(lambda: writer.failures >= 3)
+        assert writer.quarantined == 0 and writer.pending == 1
+        assert writer.stuck_for > 0
+        state = writer.state()
+        assert "OperationalError" in str(state["last_error"]) and state["pending"] == 1
+        log.failures_left = 0
+        wait_for(lambda: writer.pending == 0)
+        assert writer.stuck_for == 0.0 and writer.state()["last_error"] is None
+    finally:
+        writer.close()
+        engine.dispose()
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "a\ud800b"])
+def test_characters_no_backend_can_store_are_refused_at_add(log: PredictionLog,
+                                                            bad: str) -> None:
+    writer = BatchingWriter(log, max_batch=10, max_delay=0.01)
+    try:
+        for rec in (PredictionRecord(bad, BASE, "churn", 1, "champion", {"x": 1}),
+                    PredictionRecord("ok", BASE, "churn", 1, "champion", {"x": bad}),
+                    PredictionRecord("ok", BASE, "churn", 1, "champion", {bad: 1}),
+                    PredictionRecord("ok", BASE, "churn", 1, "champion", {"x": 1}, {"o": bad})):
+            with pytest.raises(PredictionInputError, match="cannot store"):
+                writer.add(rec)
+        with pytest.raises(PredictionInputError, match="cannot store"):
+            log.feedback(bad, 1)
+        with pytest.raises(PredictionInputError, match="cannot store"):
+            log.feedback_many([(bad, 1)])
+    finally:
+        writer.close()

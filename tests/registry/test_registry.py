@@ -191,3 +191,24 @@ def test_concurrent_promotions_exactly_one_wins(reg: ModelRegistry) -> None:
         t.join()
     assert sorted(outcomes) == ["lost", "lost", "lost", "won"]
     assert_consistent(reg, "m")
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_symbolic_links_in_an_artifact_folder_are_refused(reg: ModelRegistry, tmp_path: Path,
+                                                          kind: str) -> None:
+    """A link to an identical file outside passes any checksum, and can be repointed; a
+    linked folder is not hashed at all."""
+    v = reg.push_candidate("m", small_model())
+    folder = reg.artifacts.root / v.artifact_path
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if kind == "file":
+        model_file = next(p for p in folder.iterdir() if p.suffix == ".skops")
+        copy = outside / model_file.name
+        copy.write_bytes(model_file.read_bytes())
+        model_file.unlink()
+        model_file.symlink_to(copy)
+    else:
+        (folder / "extra").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ArtifactIntegrityError, match="symbolic link"):
+        reg.load("m", v.version)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -76,6 +77,10 @@ METADATA_COLUMNS: tuple[str, ...] = (
 
 # Column widths of driftloop.db.predictions, checked here because SQLite does not.
 _MAX_LEN = {"request_id": 64, "model_name": 200, "slot": 16}
+
+# Characters no backend can store: NUL (PostgreSQL text and jsonb refuse it) and lone
+# UTF-16 surrogates (valid in a JSON string and a Python str, but not encodable as UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 _T = TypeVar("_T")
 
@@ -204,6 +209,21 @@ class FeedbackBatchResult:
 # --------------------------------------------------------------------------- validation
 
 
+def unstorable(text: str) -> str | None:
+    """Why ``text`` cannot be stored in the log on every backend, or None if it can.
+
+    Checked at the door (the HTTP bodies) and again here, so one such request is refused
+    with a 422 instead of failing the write batch it lands in."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    what = "the NUL character" if char == "\x00" else "a lone UTF-16 surrogate"
+    return (f"contains {what} (U+{ord(char):04X}) at position {found.start()}, "
+            "which the database cannot store")
+
+
+
 def normalise_record(record: PredictionRecord) -> PredictionRecord:
     """A validated copy of ``record``: UTC ``ts``, plain-Python JSON values.
 
@@ -228,6 +248,7 @@ def normalise_record(record: PredictionRecord) -> PredictionRecord:
             raise PredictionInputError(
                 f"feature names must be strings, got {name!r}", field="features", request_id=rid
             )
+        _storable(name, "features", rid)
         if name in METADATA_COLUMNS:
             raise PredictionInputError(
                 "this name is reserved for a metadata column of PredictionLog.labelled()",
@@ -260,7 +281,14 @@ def _text(value: Any, field: str, rid: str | None) -> str:
         raise PredictionInputError(
             f"longer than {_MAX_LEN[field]} characters ({len(value)})", field=field, request_id=rid
         )
+    _storable(value, field, rid)
     return str(value)
+
+
+def _storable(value: str, field: str, rid: str | None) -> None:
+    problem = unstorable(value)
+    if problem is not None:
+        raise PredictionInputError(problem, field=field, request_id=rid)
 
 
 def _version(value: Any, rid: str) -> int:
@@ -293,6 +321,7 @@ def _json_value(value: Any, path: str, rid: str | None) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
+        _storable(value, path, rid)
         return str(value)  # np.str_ → str
     if isinstance(value, np.bool_):
         return bool(value)
@@ -314,6 +343,7 @@ def _json_value(value: Any, path: str, rid: str | None) -> Any:
             if not isinstance(key, str):
                 raise PredictionInputError(f"JSON object keys must be strings, got {key!r}",
                                            field=path, request_id=rid)
+            _storable(key, path, rid)
             out[str(key)] = _json_value(item, f"{path}.{key}", rid)
         return out
     if isinstance(value, np.ndarray):
@@ -338,6 +368,7 @@ def _request_id(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise PredictionInputError(f"expected a non-empty string, got {value!r}",
                                    field="request_id")
+    _storable(value, "request_id", None)
     return value
 
 
@@ -433,14 +464,20 @@ class PredictionLog:
     ) -> FeedbackResult:
         """Attach ``label`` to the prediction ``request_id``, stamped ``at`` (default now).
 
-        Without ``overwrite`` the write is a conditional ``UPDATE … WHERE label IS NULL``,
-        so of two concurrent labels for one request exactly one wins and the other gets
-        :class:`FeedbackConflictError` (carrying the stored label). With
-        ``overwrite=True`` the row is locked, its old label read and replaced, and the
-        old one is returned in :attr:`FeedbackResult.previous_label`. An id that was
-        never logged or has been pruned raises :class:`UnknownRequestError`. ``at`` may
-        lie long after the prediction; it is not checked against ``ts``, since the two
-        come from different clocks.
+        Without ``overwrite`` the write never labels a row twice: of two concurrent labels
+        for one request exactly one wins and the other gets :class:`FeedbackConflictError`
+        (carrying the stored label). On PostgreSQL it is one statement (lock the row, update
+        it if unlabelled, return what it held), so it sees one snapshot: a prediction row
+        committed while the label is being written is either seen whole (and labelled) or
+        not at all (:class:`UnknownRequestError`, which a caller may retry), never half (an
+        UPDATE that missed the row, then a SELECT that finds it unlabelled: a false
+        conflict). On SQLite the UPDATE and the SELECT run in one ``BEGIN IMMEDIATE``
+        transaction, which no other writer can interleave with. With ``overwrite=True``
+        the row is locked, its old label read and replaced, and the old one is returned in
+        :attr:`FeedbackResult.previous_label`. An id that was never logged or has been
+        pruned raises :class:`UnknownRequestError`. ``at`` may lie long after the
+        prediction; it is not checked against ``ts``, since the two come from different
+        clocks.
         """
         rid = _request_id(request_id)
         clean = _label(label, rid)
@@ -448,16 +485,22 @@ class PredictionLog:
         with db.transaction(self._engine) as conn:
             if overwrite:
                 return self._overwrite(conn, rid, clean, when)
-            update = (
-                sa.update(_table)
-                .where(_table.c.request_id == rid, _table.c.label.is_(None))
-                .values(label=clean, labelled_at=when)
-            )
-            if conn.execute(update).rowcount == 1:
-                return FeedbackResult(rid, clean, when)
-            current = conn.execute(
-                sa.select(_table.c.label, _table.c.labelled_at).where(_table.c.request_id == rid)
-            ).one_or_none()
+            if self._engine.dialect.name == "postgresql":
+                current = conn.execute(_label_once(rid, clean, when)).one_or_none()
+                if current is not None and current.updated:
+                    return FeedbackResult(rid, clean, when)
+            else:
+                update = (
+                    sa.update(_table)
+                    .where(_table.c.request_id == rid, _table.c.label.is_(None))
+                    .values(label=clean, labelled_at=when)
+                )
+                if conn.execute(update).rowcount == 1:
+                    return FeedbackResult(rid, clean, when)
+                current = conn.execute(
+                    sa.select(_table.c.label, _table.c.labelled_at)
+                    .where(_table.c.request_id == rid)
+                ).one_or_none()
         if current is None:
             raise UnknownRequestError(rid)
         raise FeedbackConflictError(rid, current.label, _from_db(current.labelled_at))
@@ -678,6 +721,29 @@ class PredictionLog:
             total += deleted
             if deleted == 0:
                 return total
+
+
+def _label_once(rid: str, label: Any, when: datetime) -> sa.Select[Any]:
+    """PostgreSQL: label ``rid`` if unlabelled, in one statement; one row (the label and
+    time it held, and ``updated``: 1 if this statement labelled it) or none if unknown.
+
+    The row is locked first (``FOR UPDATE``), so a concurrent labeller is waited for and its
+    label is what comes back."""
+    current = (
+        sa.select(_table.c.request_id, _table.c.label, _table.c.labelled_at)
+        .where(_table.c.request_id == rid)
+        .with_for_update()
+        .cte("current")
+    )
+    updated = (
+        sa.update(_table)
+        .where(_table.c.request_id == current.c.request_id, current.c.label.is_(None))
+        .values(label=label, labelled_at=when)
+        .returning(_table.c.request_id)
+        .cte("updated")
+    )
+    count = sa.select(sa.func.count()).select_from(updated).scalar_subquery()
+    return sa.select(current.c.label, current.c.labelled_at, count.label("updated"))
 
 
 def _counts(ids: Iterable[str]) -> dict[str, int]:

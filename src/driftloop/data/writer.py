@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
 
 from driftloop.data.predictions import (
     DuplicateRequestError,
@@ -36,6 +42,16 @@ class BatchingWriter:
     commit succeeded but whose acknowledgement was lost) is dropped from the buffer and
     counted in ``duplicates``: it is in the database, so nothing is lost.
 
+    Only a failure that says the *database* is unwell (a lost connection, a full or
+    read-only disk: :func:`transient`) is retried. Any other failure may be one record's
+    fault, so the batch is then written record by record, and a record that fails alone is
+    **quarantined**: appended as one JSON line (with the error) to the ``quarantine``
+    file, counted in ``quarantined`` and logged, and never retried; its neighbours are
+    written. One bad record therefore can never stop the log. While writes keep failing,
+    ``stuck_for`` says for how long (the server shows it in ``/api/state`` and
+    ``/metrics``). ``on_done`` is called with the request_ids that left the buffer for good
+    (written, already stored, or quarantined), so a journal can forget them.
+
     :meth:`flush` writes everything buffered on the caller's thread and raises if that
     fails; :meth:`close` stops the thread and flushes. The thread is a daemon, so
     records still buffered when the process exits without :meth:`close` are lost: call
@@ -50,6 +66,8 @@ class BatchingWriter:
         max_delay: float = 1.0,
         max_buffer: int = 100_000,
         retry_delay: float = 1.0,
+        quarantine: Path | None = None,
+        on_done: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -62,6 +80,8 @@ class BatchingWriter:
         self._max_delay = max_delay
         self._max_buffer = max_buffer
         self._retry_delay = retry_delay
+        self._quarantine_path = quarantine
+        self._on_done = on_done
         self._cond = threading.Condition()
         self._write_lock = threading.Lock()  # one append in flight, so batches stay in order
         self._buffer: deque[tuple[float, PredictionRecord]] = deque()  # (arrival, record)
@@ -72,6 +92,8 @@ class BatchingWriter:
         self._dropped = 0
         self._duplicates = 0
         self._failures = 0
+        self._quarantined = 0
+        self._stuck_since: float | None = None
         self._last_error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run, name="driftloop-prediction-writer", daemon=True
@@ -166,6 +188,27 @@ class BatchingWriter:
     def last_error(self) -> BaseException | None:
         return self._last_error
 
+    @property
+    def quarantined(self) -> int:
+        """Records that failed alone and were written to the quarantine file instead."""
+        return self._quarantined
+
+    @property
+    def stuck_for(self) -> float:
+        """Seconds since the first of the failures that have not been followed by a
+        successful write (0 while writes succeed)."""
+        since = self._stuck_since
+        return 0.0 if since is None else max(0.0, time.monotonic() - since)
+
+    def state(self) -> dict[str, object]:
+        """The writer's health, as ``/api/state`` shows it."""
+        error = self._last_error
+        return {"pending": self.pending, "written": self._written, "dropped": self._dropped,
+                "duplicates": self._duplicates, "failures": self._failures,
+                "quarantined": self._quarantined, "stuck_seconds": round(self.stuck_for, 3),
+                "last_error": None if error is None or self._stuck_since is None
+                else f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"}
+
     # ------------------------------------------------------------------ internals
 
     def _due_in(self) -> float | None:
@@ -188,11 +231,14 @@ class BatchingWriter:
                     self._cond.wait(wait)
             try:
                 self._write_batch(only_if_due=True)
-            except Exception:  # recorded in failures/last_error; retried after retry_delay
-                logger.warning("prediction log write failed; will retry", exc_info=True)
+            except Exception as exc:  # recorded in failures/last_error; retried after retry_delay
+                logger.warning("prediction log write failed (%d buffered, failing for %.0f s); "
+                               "will retry: %s: %s", self.pending, self.stuck_for,
+                               type(exc).__name__, str(exc).splitlines()[0][:200])
 
     def _write_batch(self, *, only_if_due: bool) -> tuple[int, int]:
-        """Append the oldest batch; return (written, discarded as already stored)."""
+        """Append the oldest batch; return (written, discarded: already stored or
+        quarantined)."""
         with self._write_lock:
             with self._cond:
                 if only_if_due:
@@ -210,15 +256,75 @@ class BatchingWriter:
                     raise
                 return 0, self._discard(set(exc.request_ids))
             except Exception as exc:
-                self._record_failure(exc)
-                raise
+                if transient(exc):
+                    self._record_failure(exc)
+                    raise
+                return self._write_singly(batch, exc)
+            self._remove(batch)
             with self._cond:
-                for _ in batch:
-                    _, record = self._buffer.popleft()
-                    self._ids.discard(record.request_id)
                 self._written += len(batch)
-                self._retry_at = 0.0
             return len(batch), 0
+
+    def _write_singly(self, batch: list[PredictionRecord],
+                      cause: BaseException) -> tuple[int, int]:
+        """After a batch failed for a reason that may be one record's: write each record
+        alone, quarantining those that fail alone. Under the write lock."""
+        logger.warning("a prediction log batch of %d failed (%s: %s); writing it record by "
+                       "record", len(batch), type(cause).__name__, str(cause).splitlines()[0])
+        written = duplicates = quarantined = 0
+        done: list[PredictionRecord] = []
+        try:
+            for record in batch:
+                try:
+                    self._log.append([record])
+                    written += 1
+                except DuplicateRequestError:
+                    duplicates += 1
+                except Exception as exc:
+                    if transient(exc):
+                        self._record_failure(exc)
+                        raise
+                    self._quarantine(record, exc)
+                    quarantined += 1
+                done.append(record)
+        finally:
+            self._remove(done)
+            with self._cond:
+                self._written += written
+                self._duplicates += duplicates
+                self._quarantined += quarantined
+        return written, duplicates + quarantined
+
+    def _quarantine(self, record: PredictionRecord, exc: BaseException) -> None:
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:500]}"
+        logger.error("prediction %r cannot be stored and was quarantined%s: %s",
+                     record.request_id,
+                     f" to {self._quarantine_path}" if self._quarantine_path else "", error)
+        if self._quarantine_path is not None:
+            line = json.dumps({"request_id": record.request_id, "ts": record.ts.isoformat(),
+                               "model_name": record.model_name,
+                               "model_version": record.model_version, "slot": record.slot,
+                               "features": record.features, "output": record.output,
+                               "shadow": record.shadow, "error": error}, default=repr)
+            self._quarantine_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._quarantine_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, (line + "\n").encode())
+            finally:
+                os.close(fd)
+
+    def _remove(self, records: Sequence[PredictionRecord]) -> None:
+        """Take ``records`` (the oldest buffered, in order) out of the buffer for good."""
+        if not records:
+            return
+        with self._cond:
+            for _ in records:
+                _, record = self._buffer.popleft()
+                self._ids.discard(record.request_id)
+            self._retry_at = 0.0
+            self._stuck_since = None
+        if self._on_done is not None:
+            self._on_done([r.request_id for r in records])
 
     def _discard(self, ids: set[str]) -> int:
         with self._cond:
@@ -227,6 +333,9 @@ class BatchingWriter:
             self._ids -= ids
             discarded = before - len(self._buffer)
             self._duplicates += discarded
+            self._stuck_since = None
+        if self._on_done is not None:
+            self._on_done(sorted(ids))
         logger.warning("dropped %d buffered predictions already in the log: %s",
                        discarded, sorted(ids)[:5])
         return discarded
@@ -235,4 +344,16 @@ class BatchingWriter:
         with self._cond:
             self._failures += 1
             self._last_error = exc
-            self._retry_at = time.monotonic() + self._retry_delay
+            now = time.monotonic()
+            self._retry_at = now + self._retry_delay
+            if self._stuck_since is None:
+                self._stuck_since = now
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database (not the data) is unwell, so a retry may succeed:
+    a lost or refused connection, a pool timeout, a full or read-only disk."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError,
+                            sa.exc.DisconnectionError, sa.exc.TimeoutError, OSError))

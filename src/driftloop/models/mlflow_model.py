@@ -29,12 +29,14 @@ from typing import Any, Final
 
 from driftloop.models.base import ModelAdapter, adapter_named
 from driftloop.models.boosters import booster_model
-from driftloop.models.sklearn import TRUSTED_MODULES, read_skops
+from driftloop.models.sklearn import is_class_in, read_skops
 
 MLMODEL: Final = "MLmodel"
 URI_SCHEME: Final = "models:/"
-#: Types a LightGBM scikit-learn model saved by mlflow.lightgbm with skops is built from.
-LIGHTGBM_TRUSTED: Final = (*TRUSTED_MODULES, "lightgbm.", "collections.OrderedDict")
+def lightgbm_type(name: str) -> bool:
+    """Types a LightGBM scikit-learn model saved by mlflow.lightgbm with skops is built
+    from, beyond scikit-learn's: LightGBM's classes (never its functions) and OrderedDict."""
+    return name == "collections.OrderedDict" or is_class_in(name, "lightgbm.")
 
 
 def is_mlflow_source(source: str) -> bool:
@@ -89,7 +91,7 @@ def read_mlflow_model(directory: Path, adapters: Sequence[ModelAdapter], *,
             reader = adapter_named("lightgbm", adapters)
             return reader.read_file(path, labels, features), "lightgbm"  # type: ignore[attr-defined]
         _require_skops(flavor, "lightgbm", directory)
-        estimator = read_skops(path, LIGHTGBM_TRUSTED)
+        estimator = read_skops(path, lightgbm_type)
         booster = getattr(estimator, "booster_", None)
         if booster is None:
             raise ValueError(f"{path}: holds a {type(estimator).__name__} without a trained "

@@ -3,7 +3,9 @@
 ``<root>/models/<name>/<version>/`` holds what the adapter wrote plus ``artifact.json``
 (framework and per-file sha256). The version's **sha256** is the sha256 of the lines
 ``"<relative path>\\0<file sha256>\\n"`` over every file in the folder, sorted by path:
-a change to any byte, a missing file or an extra file changes it.
+a change to any byte, a missing file or an extra file changes it. A symbolic link anywhere
+in the folder is refused: its target lies outside what the checksum covers (a link to a
+file can be repointed later, and a linked folder is not hashed at all).
 
 With a remote :class:`~driftloop.objectstore.ObjectStore` (``--artifacts s3://...``) the
 version is also uploaded, as the one object ``models/<name>/<version>.tar``, *before*
@@ -56,10 +58,17 @@ class StoredArtifact:
 
 
 def folder_digest(folder: Path) -> tuple[str, int]:
-    """The sha256 defined above and the total size of the files in ``folder``."""
+    """The sha256 defined above and the total size of the files in ``folder``;
+    ArtifactIntegrityError if the folder is, or contains, a symbolic link."""
+    entries = sorted(folder.rglob("*"))
+    links = [p for p in [folder, *entries] if p.is_symlink()]
+    if links:
+        raise ArtifactIntegrityError(
+            f"artifact {folder} contains a symbolic link ({links[0]}); it was not loaded: "
+            "an artifact folder must hold plain files only")
     digest = hashlib.sha256()
     size = 0
-    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for file in (p for p in entries if p.is_file()):
         relative = file.relative_to(folder).as_posix()
         digest.update(f"{relative}\0{file_digest(file)}\n".encode())
         size += file.stat().st_size

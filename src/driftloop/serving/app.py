@@ -1,19 +1,25 @@
 """The FastAPI application: ``create_app(settings)``.
 
 Request bodies are pydantic models built from the champion's feature schema, so ``/docs``
-shows the real fields, and a bad body gets a 4xx naming the field: never a 500.
-Mutating endpoints need ``Authorization: Bearer <admin token>`` when one is configured.
+shows the real fields, and a bad body gets a 4xx naming the field: never a 500. Every
+string is checked for characters the database cannot store (NUL, lone surrogates), so one
+request can never poison the prediction log's write batch.
+
+Admin endpoints need ``Authorization: Bearer <admin token>``; without a token they are
+disabled unless ``insecure_no_admin_auth`` is set (:mod:`driftloop.serving.auth`). A
+database that cannot be reached gives 503 with Retry-After, never a 500. Every middleware
+is plain ASGI (:mod:`~driftloop.serving.auth`, :mod:`~driftloop.serving.limits`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,24 +28,53 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    create_model,
+)
+from sqlalchemy import exc as sa_exc
 
 from driftloop.config import Settings
 from driftloop.data.predictions import (
     FeedbackBatchResult,
     FeedbackConflictError,
     PredictionInputError,
+    PredictionRecord,
     UnknownRequestError,
+    unstorable,
 )
+from driftloop.data.retention import Retention
 from driftloop.registry import ModelNotFoundError, PromotionConflictError
+from driftloop.serving import auth
 from driftloop.serving.batching import QueueFullError
+from driftloop.serving.limits import BodyGuard
+from driftloop.serving.log_health import LogMetrics, log_state
 from driftloop.serving.router import MODES, Traffic
 from driftloop.serving.service import FeatureSpec, ModelService
 
 logger = logging.getLogger(__name__)
 
+
+
+def _storable(value: str) -> str:
+    problem = unstorable(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+#: A string the database can store (no NUL, no lone surrogate).
+Text = Annotated[StrictStr, AfterValidator(_storable)]
 Number = Annotated[float, Field(strict=False, allow_inf_nan=False)]
-FIELD_TYPES: dict[str, Any] = {"number": Number, "string": StrictStr, "boolean": StrictBool}
+FIELD_TYPES: dict[str, Any] = {"number": Number, "string": Text, "boolean": StrictBool}
+#: Database errors that say the database, not the request, is at fault: 503, retry.
+UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
+               sa_exc.TimeoutError)
 
 
 class ApiError(Exception):
@@ -51,15 +86,15 @@ class ApiError(Exception):
 
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    request_id: str = Field(min_length=1, max_length=64)
-    label: StrictStr | int | float | bool
+    request_id: Text = Field(min_length=1, max_length=64)
+    label: Text | int | float | bool
     overwrite: bool = False
 
 
 class FeedbackItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    request_id: str = Field(min_length=1, max_length=64)
-    label: StrictStr | int | float | bool
+    request_id: Text = Field(min_length=1, max_length=64)
+    label: Text | int | float | bool
 
 
 class FeedbackBatchRequest(BaseModel):
@@ -69,7 +104,7 @@ class FeedbackBatchRequest(BaseModel):
 
 class RetrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field("requested by an admin", min_length=1, max_length=500)
+    reason: Text = Field("requested by an admin", min_length=1, max_length=500)
 
 
 class TrafficRequest(BaseModel):
@@ -77,12 +112,12 @@ class TrafficRequest(BaseModel):
     mode: Literal["off", "shadow", "canary", "ab"]
     weight: float = Field(0.0, ge=0.0, le=1.0)
     shadow_fraction: float = Field(1.0, ge=0.0, le=1.0)
-    reason: str | None = Field(None, max_length=500)
+    reason: Text | None = Field(None, max_length=500)
 
 
 class AdminAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(None, max_length=500)
+    reason: Text | None = Field(None, max_length=500)
 
 
 def request_models(features: list[FeatureSpec], max_rows: int) -> tuple[type[BaseModel],
@@ -97,8 +132,8 @@ def request_models(features: list[FeatureSpec], max_rows: int) -> tuple[type[Bas
     predict = create_model(
         "PredictRequest", __config__=ConfigDict(extra="forbid"),
         features=(feature_model, ...),
-        request_id=(str | None, Field(None, min_length=1, max_length=64)),
-        routing_key=(str | None, Field(None, min_length=1, max_length=200)),
+        request_id=(Text | None, Field(None, min_length=1, max_length=64)),
+        routing_key=(Text | None, Field(None, min_length=1, max_length=200)),
     )
     batch = create_model("PredictBatchRequest", __config__=ConfigDict(extra="forbid"),
                          rows=(list[predict], Field(..., min_length=1,  # type: ignore[valid-type]
@@ -109,25 +144,44 @@ def request_models(features: list[FeatureSpec], max_rows: int) -> tuple[type[Bas
 def create_app(settings: Settings, service: ModelService | None = None) -> FastAPI:
     """The driftloop server for ``settings``; the models load when the app starts."""
     service = service or ModelService(settings)
-    if not settings.admin_token:
-        logger.warning("NO ADMIN TOKEN IS SET: anyone who can reach this server can promote, "
-                       "roll back and change traffic. Set DRIFTLOOP_ADMIN_TOKEN or --admin-token.")
+    token = auth.configured_token(settings.admin_token, settings.admin_token_file)
+    if not token:
+        logger.warning("no admin token is configured: the admin routes are %s",
+                       "OPEN to anyone who can reach this server"
+                       if settings.insecure_no_admin_auth else "disabled (403)")
+    if settings.trusted_types:
+        from driftloop.models.sklearn import trust_types  # noqa: PLC0415 - loads skops
+
+        trust_types(settings.trusted_types)
+    retention = Retention(service.log, max_age_days=settings.retention_days,
+                          max_rows=settings.retention_rows,
+                          interval=settings.retention_interval)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
         _add_predict_routes(app, service, settings)
         _add_dashboard(app)
+        if settings.log_predictions:
+            retention.start()
         yield
+        await asyncio.to_thread(retention.stop)
         await service.stop()
 
     app = FastAPI(title="driftloop", version="0.1.0", lifespan=lifespan,
                   description="Model server with drift detection, shadow evaluation and "
                               "zero-downtime promotion.")
     app.state.service = service
+    app.state.retention = retention
     _add_error_handlers(app)
-    _add_body_limit(app, settings.max_body_bytes)
-    require_admin = _admin_guard(settings.admin_token)
+    # Plain ASGI middleware; the last added runs first: the Origin check, then the body.
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes,
+                       timeout=settings.body_timeout)
+    app.add_middleware(auth.OriginGuard, allowed=settings.allowed_origins)
+    require_admin = auth.admin_guard(token, insecure=settings.insecure_no_admin_auth,
+                                     error=lambda status, message, headers: ApiError(
+                                         status, message, "Authorization", headers=headers))
+    log_metrics = LogMetrics(service, retention)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -192,6 +246,7 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
+        log_metrics.update()
         body, content_type = service.render_metrics(request.headers.get("accept"))
         return Response(body, media_type=content_type)
 
@@ -212,6 +267,7 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
                              "dropped": observer.dropped if observer else 0,
                              "observed": observer.observed if observer else 0},
             "router": {k: v for k, v in vars(router.counters).items()},
+            "prediction_log": log_state(service, retention),
             "alarms": len(service.alarms),
             "loop": await _in_thread(service.orchestrator.state),
             "worker": {"pid": os.getpid(), "instance": service.instance,
@@ -231,9 +287,15 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
                 "lineage": lineage}
 
     @app.get("/api/runs")
-    async def runs(limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
+    async def runs(request: Request,
+                   limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
+        """The latest retraining runs. Without the admin token, training logs are left out
+        and paths and tracebacks are cut from the messages: they describe the server."""
         listed = await _in_thread(service.orchestrator.runs.list, limit)
-        return {"model": service.name, "runs": [r.to_dict() for r in listed]}
+        full = auth.is_admin(request.headers.get("authorization"), token)
+        return {"model": service.name,
+                "runs": [r.to_dict() if full else auth.public_run(r.to_dict())
+                         for r in listed]}
 
     @app.post("/api/retrain", status_code=202, dependencies=[Depends(require_admin)])
     async def retrain(body: RetrainRequest | None = None) -> dict[str, Any]:
@@ -303,13 +365,26 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
     predict_model, batch_model = request_models(service.features, settings.max_batch_rows)
 
     async def predict(body: Any) -> dict[str, Any]:
-        return await _predict_one(service, body)
+        answer = await _predict_one(service, body)
+        await _journal(service, [(body, answer)])
+        return answer
 
     async def predict_batch(body: Any) -> dict[str, Any]:
-        # All rows at once: they queue together and the BatchingQueue runs them as one
-        # batch, instead of one model call per row.
-        return {"predictions": list(await asyncio.gather(
-            *(_predict_one(service, row) for row in body.rows)))}
+        # All rows at once: admitted whole or refused whole (a refused batch leaves no
+        # trace), they queue together and the BatchingQueue runs them as one batch.
+        champion = service.router.champion
+        if champion is None:
+            raise ApiError(503, "no champion is loaded", headers={"Retry-After": "1"})
+        try:
+            with champion.queue.admission(len(body.rows)):
+                answers = list(await asyncio.gather(
+                    *(_predict_one(service, row) for row in body.rows)))
+        except QueueFullError as exc:
+            service.errors += 1
+            raise ApiError(503, f"overloaded: {exc}; retry shortly",
+                           headers={"Retry-After": "1"}) from exc
+        await _journal(service, list(zip(body.rows, answers, strict=True)))
+        return {"predictions": answers}
 
     # The body types exist only now; FastAPI reads them from the (resolved) annotations.
     predict.__annotations__["body"] = predict_model
@@ -348,25 +423,29 @@ async def _predict_one(service: ModelService, body: Any) -> dict[str, Any]:
             "output": routed.output}
 
 
+async def _journal(service: ModelService, answered: list[tuple[Any, dict[str, Any]]]) -> None:
+    """In a durable mode, journal the answered predictions before the answer goes out."""
+    journal = service.journal
+    if journal is None:
+        return
+    now = datetime.now(UTC)
+    records = [PredictionRecord(a["request_id"], now, service.name, a["model_version"],
+                                a["slot"], body.features.model_dump(), a["output"])
+               for body, a in answered]
+    try:
+        await journal.commit(records)
+    except OSError as exc:  # a full or read-only disk: the answer could not be made durable
+        logger.error("journalling predictions failed: %s", exc)
+        raise ApiError(503, "the prediction could not be journalled; retry shortly",
+                       headers={"Retry-After": "1"}) from exc
+
+
 def _slot(slot: Any) -> dict[str, Any] | None:
     return None if slot is None else {"version": slot.version, "queue_depth": slot.queue.depth}
 
 
 async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, *args, **kwargs)
-
-
-def _admin_guard(token: str | None) -> Callable[[Request], Awaitable[None]]:
-    async def require_admin(request: Request) -> None:
-        if not token:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
-            raise ApiError(401, "this endpoint needs the admin token: send "
-                           "'Authorization: Bearer <token>'", "Authorization",
-                           headers={"WWW-Authenticate": "Bearer"})
-    return require_admin
 
 
 def _error(status: int, message: str, field: str | None = None,
@@ -396,19 +475,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def value_error(_: Request, exc: ValueError) -> JSONResponse:
         return _error(422, str(exc))
 
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        logger.warning("database unavailable: %s", str(exc).splitlines()[0][:300])
+        return _error(503, "the database is unavailable; retry shortly",
+                      headers={"Retry-After": "1"})
 
-def _add_body_limit(app: FastAPI, limit: int) -> None:
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next: Callable[[Request],
-                                                               Awaitable[Response]]) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            return _error(413, f"the body is larger than {limit} bytes", "body")
-        if declared is None and request.method in ("POST", "PUT", "PATCH"):
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    return _error(413, f"the body is larger than {limit} bytes", "body")
-            request._body = body  # starlette reads the cached body after streaming
-        return await call_next(request)
+    for kind in UNAVAILABLE:
+        app.add_exception_handler(kind, unavailable)

@@ -3,9 +3,20 @@
 Under load, requests wait at most ``max_wait_ms`` for company; a batch of up to
 ``max_batch`` rows then runs on one worker thread, off the event loop. A request that
 arrives alone after a batch of one does not wait: at low traffic there is no company to
-wait for, so the wait would only add latency. The queue is bounded: when
-``max_queue`` rows are waiting, :meth:`submit` raises :class:`QueueFullError` at once (the
-server answers 503 with Retry-After) instead of growing without limit.
+wait for, so the wait would only add latency.
+
+Admission is decided when a row arrives, so an overloaded server answers 503 with
+Retry-After at once instead of queueing work it will serve too late. A row is refused when
+``max_queue`` rows are waiting, or when the rows ahead of it would take longer than
+``max_queue_wait_ms`` to score (the queue depth times the measured seconds per row, a
+moving average over recent batches): the target is a latency, not only a count, so many
+concurrent clients get fast answers or fast refusals rather than slow answers. A queue
+always takes one full batch, and anything (up to ``max_queue``) when it is empty, so a
+slow model or a large request is never refused outright.
+
+A multi-row request is admitted whole or not at all: :meth:`admission` checks room for
+all its rows at once and reserves it, so a refused batch leaves no trace (no row scored,
+none logged).
 
 >>> import asyncio
 >>> async def main():
@@ -22,7 +33,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+import contextvars
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -33,17 +46,38 @@ class QueueFullError(RuntimeError):
     """The batching queue is full: retry shortly (HTTP 503 with Retry-After)."""
 
 
+#: Weight of the newest batch in the moving average of seconds per row.
+EWMA = 0.2
+
+
+class _Reservation:
+    """Room held in one queue for the rows of one admitted request."""
+
+    def __init__(self, queue: BatchingQueue, rows: int) -> None:
+        self.queue, self.rows = queue, rows
+
+
+_reservation: contextvars.ContextVar[_Reservation | None] = contextvars.ContextVar(
+    "driftloop_reservation", default=None)
+
+
 class BatchingQueue:
     """Collects single rows into batches for one model; one batch runs at a time."""
 
     def __init__(self, predict_batch: PredictBatch, *, max_batch: int = 64,
-                 max_wait_ms: float = 10.0, max_queue: int = 2048, name: str = "model") -> None:
+                 max_wait_ms: float = 10.0, max_queue: int = 2048,
+                 max_queue_wait_ms: float | None = None, name: str = "model") -> None:
         if max_batch < 1 or max_queue < max_batch or max_wait_ms < 0:
             raise ValueError("need max_batch >= 1, max_queue >= max_batch and max_wait_ms >= 0")
+        if max_queue_wait_ms is not None and max_queue_wait_ms <= 0:
+            raise ValueError("max_queue_wait_ms must be > 0 (or None: no latency target)")
         self.predict_batch = predict_batch
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
+        self.max_queue_wait = None if max_queue_wait_ms is None else max_queue_wait_ms / 1000
+        self.row_seconds = 0.0  # moving average of a batch's duration per row
+        self._reserved = 0
         self._queue: asyncio.Queue[tuple[Mapping[str, Any], asyncio.Future[Any]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
@@ -55,8 +89,43 @@ class BatchingQueue:
     def depth(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
+    @property
+    def expected_wait(self) -> float:
+        """Seconds the rows waiting now are expected to take to score."""
+        return (self.depth + self._reserved) * self.row_seconds
+
+    def _refusal(self, rows: int) -> str | None:
+        """Why ``rows`` more rows cannot be admitted now, or None."""
+        ahead = self.depth + self._reserved
+        if ahead + rows > self.max_queue:
+            return f"{ahead} rows are waiting (at most {self.max_queue})"
+        if self.max_queue_wait is not None and ahead > 0 and ahead + rows > self.max_batch:
+            wait = (ahead + rows) * self.row_seconds
+            if wait > self.max_queue_wait:
+                return (f"the rows ahead would take {wait * 1000:.0f} ms to score (target "
+                        f"{self.max_queue_wait * 1000:.0f} ms)")
+        return None
+
+    @contextlib.contextmanager
+    def admission(self, rows: int) -> Iterator[None]:
+        """Admit ``rows`` rows at once or raise QueueFullError; inside the block, this
+        task's (and its child tasks') :meth:`submit` calls use the room reserved."""
+        if self._queue is None:
+            raise RuntimeError("the batching queue is not started")
+        refusal = self._refusal(rows)
+        if refusal is not None:
+            raise QueueFullError(refusal)
+        reservation = _Reservation(self, rows)
+        self._reserved += rows
+        token = _reservation.set(reservation)
+        try:
+            yield
+        finally:
+            _reservation.reset(token)
+            self._reserved -= reservation.rows  # the room its rows did not use
+
     async def start(self) -> None:
-        self._queue = asyncio.Queue(maxsize=self.max_queue)
+        self._queue = asyncio.Queue()  # bounded by admission, not by maxsize
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -72,11 +141,16 @@ class BatchingQueue:
         """The model's output for ``row``; QueueFullError when the queue is full."""
         if self._queue is None:
             raise RuntimeError("the batching queue is not started")
+        reservation = _reservation.get()
+        if reservation is not None and reservation.queue is self and reservation.rows > 0:
+            reservation.rows -= 1
+            self._reserved -= 1
+        else:
+            refusal = self._refusal(1)
+            if refusal is not None:
+                raise QueueFullError(refusal)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait((row, future))
-        except asyncio.QueueFull:
-            raise QueueFullError(f"{self.max_queue} requests are waiting") from None
+        self._queue.put_nowait((row, future))
         return await future
 
     async def predict_many(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
@@ -108,8 +182,12 @@ class BatchingQueue:
     async def _execute(self, batch: list[tuple[Mapping[str, Any], asyncio.Future[Any]]]) -> None:
         rows = [row for row, _ in batch]
         try:
+            started = time.perf_counter()
             outputs = await asyncio.get_running_loop().run_in_executor(
                 self._executor, self.predict_batch, rows)
+            per_row = (time.perf_counter() - started) / len(rows)
+            self.row_seconds = (per_row if self.batches == 0
+                                else (1 - EWMA) * self.row_seconds + EWMA * per_row)
             if len(outputs) != len(rows):
                 raise RuntimeError(f"predict_batch returned {len(outputs)} outputs for "
                                    f"{len(rows)} rows")

@@ -98,11 +98,12 @@ class AdaptiveAgentRouter:
     """Routes each request to a slot and mirrors it when the mode says so."""
 
     def __init__(self, traffic: Traffic | None = None, *, candidate_timeout: float = 2.0,
-                 max_batch: int = 64, max_wait_ms: float = 10.0, max_queue: int = 2048) -> None:
+                 max_batch: int = 64, max_wait_ms: float = 10.0, max_queue: int = 2048,
+                 max_queue_wait_ms: float | None = None) -> None:
         self.traffic = traffic or Traffic()
         self.candidate_timeout = candidate_timeout
         self._queue_options = {"max_batch": max_batch, "max_wait_ms": max_wait_ms,
-                               "max_queue": max_queue}
+                               "max_queue": max_queue, "max_queue_wait_ms": max_queue_wait_ms}
         self.champion: Slot | None = None
         self.candidate: Slot | None = None
         self.counters = RouterCounters()

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from driftloop.config import Settings
+from driftloop.data.journal import PredictionJournal, open_writer
 from driftloop.data.predictions import PredictionLog
 from driftloop.data.snapshots import SnapshotStore
 from driftloop.data.writer import BatchingWriter
@@ -77,9 +78,11 @@ class ModelService:
             Traffic(settings.traffic_mode, settings.candidate_weight,  # type: ignore[arg-type]
                     settings.shadow_fraction),
             candidate_timeout=settings.candidate_timeout, max_batch=settings.max_batch,
-            max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue)
+            max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue,
+            max_queue_wait_ms=settings.max_queue_wait_ms)
         self.log = PredictionLog(self.registry.engine)
         self.writer: BatchingWriter | None = None
+        self.journal: PredictionJournal | None = None
         self.detector: DriftDetector | None = None
         self.observer: Observer | None = None
         self.features: list[FeatureSpec] = []
@@ -128,7 +131,8 @@ class ModelService:
         self.metrics = ServerMetrics(self.detector.profiles, model_name=self.name)
         self._publish_state()
         if self.settings.log_predictions:
-            self.writer = BatchingWriter(self.log)
+            self.writer, self.journal = await asyncio.to_thread(open_writer, self.log,
+                                                                self.settings)
         self.observer = Observer(self.detector, self.writer, self.name,
                                  max_queue=self.settings.observe_queue,
                                  on_alarms=self._on_worker_alarms, on_batch=self._on_observed)
@@ -172,6 +176,8 @@ class ModelService:
             await asyncio.to_thread(self.leader.release)
         if self.writer is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
+        if self.journal is not None:
+            self.journal.close()
         with contextlib.suppress(Exception):  # best effort: a stale beat says the same
             await asyncio.to_thread(heartbeat.stopped, self.registry.engine, self.instance)
         await self.router.close()

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("uvicorn.error")
 
 APP = "driftloop.serving.asgi:create"
+#: uvicorn's h11 protocol with a header timeout (slow clients are cut off).
+HTTP = "driftloop.serving.limits:H11WithHeaderTimeout"
 
 
 def run_server(settings: Settings, *, host: str, port: int, workers: int,
@@ -46,7 +48,7 @@ def run_server(settings: Settings, *, host: str, port: int, workers: int,
         # fresh folder per server start, as prometheus_client requires.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="driftloop-metrics-")
     config = uvicorn.Config(APP, factory=True, host=host, port=port, workers=workers,
-                            log_level=log_level,
+                            log_level=log_level, http=HTTP,
                             timeout_worker_healthcheck=settings.workers_start_timeout)
     if workers == 1:
         server = uvicorn.Server(config)

@@ -1,0 +1,65 @@
+"""BatchingQueue admission: whole batches or nothing, and a latency target, not only a count."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from driftloop.serving.batching import BatchingQueue, QueueFullError
+
+
+class Slow:
+    """A model that takes ``per_row`` seconds a row and remembers every row it scored."""
+
+    def __init__(self, per_row: float) -> None:
+        self.per_row = per_row
+        self.scored: list[Any] = []
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        time.sleep(self.per_row * len(rows))
+        self.scored.extend(r["x"] for r in rows)
+        return [r["x"] for r in rows]
+
+
+def test_a_batch_that_does_not_fit_is_refused_whole_and_leaves_no_trace() -> None:
+    async def main() -> tuple[list[Any], Slow]:
+        model = Slow(0.002)
+        queue = BatchingQueue(model, max_batch=8, max_wait_ms=1, max_queue=100,
+                              max_queue_wait_ms=None)
+        await queue.start()
+        blockers = [asyncio.ensure_future(queue.submit({"x": -1 - i})) for i in range(60)]
+        await asyncio.sleep(0)  # the 60 single rows are queued
+        with pytest.raises(QueueFullError, match="waiting"), queue.admission(50):
+            pytest.fail("admitted 50 rows into a queue with room for 40")
+        with queue.admission(30):  # room for these: all are queued and scored
+            batch = await asyncio.gather(*(queue.submit({"x": i}) for i in range(30)))
+        await asyncio.gather(*blockers)
+        await queue.stop()
+        return batch, model
+
+    batch, model = asyncio.run(main())
+    assert batch == list(range(30))
+    assert sorted(x for x in model.scored if x >= 0) == list(range(30))  # none of the 50
+
+
+def test_rows_are_refused_once_the_expected_wait_passes_the_target() -> None:
+    """2 ms a row and a 100 ms target: about 50 rows may wait, far fewer than max_queue."""
+    async def main() -> tuple[int, int, float]:
+        queue = BatchingQueue(Slow(0.002), max_batch=8, max_wait_ms=1, max_queue=10_000,
+                              max_queue_wait_ms=100)
+        await queue.start()
+        await queue.predict_many([{"x": i} for i in range(8)])  # learns the time per row
+        results = await asyncio.gather(*(queue.submit({"x": i}) for i in range(400)),
+                                       return_exceptions=True)
+        await queue.stop()
+        refused = sum(isinstance(r, QueueFullError) for r in results)
+        return refused, len(results) - refused, queue.row_seconds
+
+    refused, served, row_seconds = asyncio.run(main())
+    assert row_seconds > 0.001
+    assert refused > 0 and served >= 8
+    assert served * row_seconds < 0.5  # the admitted ones were due within a few targets
