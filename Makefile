@@ -44,7 +44,7 @@ example: $(STAMP)
 	$(BIN)/driftloop drift-report $(EXAMPLE)/reference.parquet $(EXAMPLE)/current.parquet
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks hatch_build.py
+	$(BIN)/ruff check src tests benchmarks scripts hatch_build.py
 	$(BIN)/mypy
 
 # The documentation site (docs/, mkdocs.yml): any warning, a broken link or anchor, a page
