@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from driftloop.drift import state
 from driftloop.drift.columns import Table, column_names, get_column, infer_kind, is_row
+from driftloop.drift.dispersion import Dispersion
 from driftloop.drift.errors import DriftInputError, IncompatibleDetectorError
 from driftloop.drift.policy import AlarmState, DriftEvent, DriftPolicy
 from driftloop.drift.profile import (
@@ -117,6 +118,7 @@ class DriftDetector:
         pane_seconds: float | None = None,
         policy: DriftPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        output_source: str | None = None,
     ) -> None:
         if not features:
             raise DriftInputError("the reference has no features")
@@ -133,7 +135,12 @@ class DriftDetector:
         self.pane_seconds = pane_seconds
         self.pane_size = window // panes
         self.policy = policy or DriftPolicy()
+        if (self.policy.alpha is None and self.policy.false_alarms_per_day is not None
+                and pane_seconds is None):
+            self.policy.level(None, None)  # raises: per day needs time-based panes
         self.clock = clock
+        #: Which rows the output reference came from; shown in every report.
+        self.output_source = output_source
         self.events_seen = 0
         self.last_report: DriftReport | None = None
         self._alarm = AlarmState()
@@ -156,12 +163,16 @@ class DriftDetector:
         pane_seconds: float | None = None,
         policy: DriftPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        output_source: str | None = None,
     ) -> DriftDetector:
         """A detector for the columns of ``reference`` (DataFrame, Arrow table or mapping).
 
         Kinds are inferred (bool, string and category columns are categorical) unless
-        named in ``categorical`` / ``numeric``. ``output`` holds the model's outputs on
-        the reference rows, when the output is to be monitored too.
+        named in ``categorical`` / ``numeric``. ``output`` holds the model's outputs, when
+        the output is to be monitored too: on rows the model was *not* fit on (a holdout),
+        since an overfit model's outputs on its own training rows differ from its outputs
+        on any new traffic. It need not have as many rows as ``reference``;
+        ``output_source`` says which rows they are, and every report repeats it.
         """
         names = list(features) if features is not None else column_names(reference)
         known = set(column_names(reference))
@@ -186,9 +197,11 @@ class DriftDetector:
             pane_seconds=pane_seconds,
             policy=policy,
             clock=clock,
+            output_source=output_source,
         )
 
-    def reset_reference(self, reference: Table, output: Any = None) -> None:
+    def reset_reference(self, reference: Table, output: Any = None,
+                        output_source: str | None = None) -> None:
         """Swap in a new reference (say, a new champion's training data) and clear the window.
 
         Features keep their names and kinds; the window restarts empty because counts
@@ -206,6 +219,7 @@ class DriftDetector:
         ]
         if self._output is not None:
             self._output = _build_profile(OUTPUT, output, self._output.kind, psi_bins)
+            self.output_source = output_source
         self._alarm = AlarmState()
         self.last_report = None
         self._first_pane = None
@@ -215,12 +229,13 @@ class DriftDetector:
         self._columns: list[FeatureProfile] = [*self._features]
         if self._output is not None:
             self._columns.append(self._output)
-        self._labels = [tuple(p.bin_labels()) for p in self._columns]
-        self._reference_histograms = [tuple(p.reference_bins.tolist()) for p in self._columns]
-        width = max(p.n_bins for p in self._columns)
+        self._labels = [tuple(p.test_labels()) for p in self._columns]
+        self._reference_histograms = [tuple(p.test_bins.tolist()) for p in self._columns]
+        width = max(p.test_bins.size for p in self._columns)
         self._reference_bins = np.zeros((len(self._columns), width), dtype=np.int64)
         for i, p in enumerate(self._columns):
-            self._reference_bins[i, : p.n_bins] = p.reference_bins
+            self._reference_bins[i, : p.test_bins.size] = p.test_bins
+        self._dispersion = Dispersion(len(self._columns))
         self.fingerprint = fingerprint(self._columns)
         self._window = PaneWindow([p.n_slots for p in self._columns], self.panes)
         self._numeric_layout = NumericLayout.of(self._columns)
@@ -298,8 +313,11 @@ class DriftDetector:
         from replicas (:meth:`merge_window_bytes`) calls it when a new pane arrived."""
         report = self.last_report = self._judge(
             self._window.newest_id if pane_id is None else pane_id)
-        if self._alarm.update(report.drifted, self.policy.consecutive):
-            return [DriftEvent(report, self.events_seen)]
+        columns = report.drifted_features + (
+            (OUTPUT,) if report.output is not None and report.output.drifted else ())
+        alarm = self._alarm.update(report.drifted, columns, self.policy)
+        if alarm is not None:
+            return [DriftEvent(report, self.events_seen, id=alarm[0], update=alarm[1])]
         return []
 
     def clear_window(self) -> None:
@@ -357,7 +375,9 @@ class DriftDetector:
 
     def _judge(self, pane_id: int | None) -> DriftReport:
         fill = self._window_fill()
-        columns = self.policy.judge(self._statistics(), fill)
+        self._track_dispersion()
+        level = self.policy.level(*self._evaluation_rates())
+        columns = self.policy.judge(self._statistics(), fill, level)
         features = columns[: len(self._features)]
         output = columns[-1] if self._output is not None else None
         drifted_names = tuple(f.name for f in features if f.drifted)
@@ -370,7 +390,32 @@ class DriftDetector:
             evaluated_at=self.clock(),
             drifted=self.policy.dataset_drifted(features, output),
             drifted_features=drifted_names,
+            level=level,
+            output_source=self.output_source if output is not None else None,
         )
+
+    def _evaluation_rates(self) -> tuple[float | None, float | None]:
+        """(evaluations per million events, per day): one evaluation per pane."""
+        if self.pane_seconds is None:
+            return 1e6 / self.pane_size, None
+        closed = self._window.closed
+        events = sum(p.events for p in closed) / len(closed) if closed else 0.0
+        return (1e6 / events if events else None), 86_400.0 / self.pane_seconds
+
+    def _track_dispersion(self) -> None:
+        """Feed every pane closed since the last evaluation to the inflation estimate."""
+        tracker = self._dispersion
+        for pane in self._window.closed:
+            if tracker.last_id is not None and pane.id <= tracker.last_id:
+                continue
+            histograms = []
+            for j, profile in enumerate(self._columns):
+                bins = profile.bins_of_slots(pane.slots[j])
+                histogram = np.bincount(bins, weights=pane.counts[j],
+                                        minlength=profile.test_bins.size).astype(np.int64)
+                present = int(pane.counts[j].sum())
+                histograms.append((histogram, np.array([present, int(pane.missing[j])])))
+            tracker.add_pane(pane.id, histograms)
 
     def _statistics(self) -> list[FeatureDrift]:
         window = self._window
@@ -384,14 +429,20 @@ class DriftDetector:
                          "missing": int(window.missing[i]), "reference_count": profile.n,
                          "bins": self._labels[i],
                          "reference_histogram": self._reference_histograms[i]})
+            inflation, missing_inflation = self._dispersion.inflation(i)
+            rows[i].update(inflation=inflation, missing_inflation=missing_inflation,
+                           reference_missing=profile.missing,
+                           **_missing_statistics(profile, m, int(window.missing[i])))
             if not m:
                 continue
             if isinstance(profile, NumericProfile):
                 numeric.append((i, occupied, counts))
             else:
-                histogram = window.totals[i]
-                statistic, dof = chi2_homogeneity(profile.reference_bins, histogram)
-                rows[i].update(chi2_statistic=statistic, chi2_pvalue=chi2_pvalue(statistic, dof))
+                histogram = np.bincount(profile.slot_bins, weights=window.totals[i],
+                                        minlength=profile.test_bins.size).astype(np.int64)
+                statistic, dof = chi2_homogeneity(profile.test_bins, histogram)
+                rows[i].update(chi2_statistic=statistic, chi2_pvalue=chi2_pvalue(statistic, dof),
+                               chi2_dof=dof)
                 current[i, : histogram.size] = histogram
         batch: list[tuple[int, npt.NDArray[np.intp], IntArray]] = []
         for item in numeric:  # batches of ~NUMERIC_BATCH slots keep the arrays in cache
@@ -403,7 +454,10 @@ class DriftDetector:
             self._numeric_statistics(batch, rows, current)
         for i, row in enumerate(rows):
             if row["count"]:
-                row["current_histogram"] = tuple(current[i, : self._columns[i].n_bins].tolist())
+                width = self._columns[i].test_bins.size
+                row["current_histogram"] = tuple(current[i, :width].tolist())
+                row["bins_used"] = int(((current[i, :width] + self._reference_bins[i, :width])
+                                        > 0).sum())
         present = current.sum(axis=1) > 0
         if present.any():
             distances = zip(
@@ -495,6 +549,20 @@ class DriftDetector:
     ) -> DriftDetector:
         """Restore a detector from :meth:`to_bytes`; ``policy`` overrides the stored one."""
         return state.load(cls, data, policy, clock)
+
+
+def _missing_statistics(profile: FeatureProfile, present: int, missing: int) -> dict[str, Any]:
+    """The missing share against the reference's: a 2x2 chi-square, PSI and JS of
+    [present, missing]; nothing while the window is empty."""
+    if present + missing == 0:
+        return {}
+    reference = np.array([profile.n, profile.missing], dtype=np.int64)
+    current = np.array([present, missing], dtype=np.int64)
+    statistic, dof = chi2_homogeneity(reference, current)
+    return {"missing_chi2": statistic if dof else None,
+            "missing_pvalue": chi2_pvalue(statistic, dof),
+            "missing_psi": float(psi(reference, current)),
+            "missing_js": float(js_distance(reference, current))}
 
 
 def _column_of(reference: Table, name: str) -> Any:
