@@ -223,7 +223,9 @@ class DriftDetector:
         self._alarm = AlarmState()
         self.last_report = None
         self._first_pane = None
+        dispersion = self._dispersion
         self._reset_window()
+        self._dispersion.carry_history(dispersion)
 
     def _reset_window(self) -> None:
         self._columns: list[FeatureProfile] = [*self._features]
@@ -315,7 +317,8 @@ class DriftDetector:
             self._window.newest_id if pane_id is None else pane_id)
         columns = report.drifted_features + (
             (OUTPUT,) if report.output is not None and report.output.drifted else ())
-        alarm = self._alarm.update(report.drifted, columns, self.policy)
+        alarm = None if report.warming_up else self._alarm.update(report.drifted, columns,
+                                                                   self.policy)
         if alarm is not None:
             return [DriftEvent(report, self.events_seen, id=alarm[0], update=alarm[1])]
         return []
@@ -392,6 +395,7 @@ class DriftDetector:
             drifted_features=drifted_names,
             level=level,
             output_source=self.output_source if output is not None else None,
+            warming_up=self.policy.dependence == "panes" and not self._dispersion.settled,
         )
 
     def _evaluation_rates(self) -> tuple[float | None, float | None]:
@@ -429,7 +433,8 @@ class DriftDetector:
                          "missing": int(window.missing[i]), "reference_count": profile.n,
                          "bins": self._labels[i],
                          "reference_histogram": self._reference_histograms[i]})
-            inflation, missing_inflation = self._dispersion.inflation(i)
+            inflation, missing_inflation = (self._dispersion.inflation(i)
+                                            if self.policy.dependence == "panes" else (1.0, 1.0))
             rows[i].update(inflation=inflation, missing_inflation=missing_inflation,
                            reference_missing=profile.missing,
                            **_missing_statistics(profile, m, int(window.missing[i])))

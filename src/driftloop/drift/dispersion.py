@@ -10,17 +10,20 @@ The inflation is measured where it shows: between consecutive panes of the live 
 Two panes drawn from the same population give a chi-square homogeneity statistic whose
 null distribution is ``φ · χ²(dof)`` when the rows cluster with design effect ``φ``
 (``φ = 1`` for independent rows). Each closed pane is compared with the pane before it,
-per column (the distribution on the tested bins, and the missing share); the ratio of the
-statistic to the median of ``χ²(dof)`` is one observation of ``φ``. The estimate is the
-median of the last :data:`HISTORY` observations, floored at 1 (a stream is never treated as
-*less* variable than independent rows):
+per column (the distribution on the tested bins, and the missing share); the statistic
+over its degrees of freedom is one observation of ``φ``. The estimate is the
+mean of the last :data:`HISTORY` observations less their :data:`SPIKES` largest, floored at 1
+(a stream is never treated as *less* variable than independent rows):
 
-- the median ignores the one large ratio at the pane where a real shift starts (the
-  panes before and after it differ), so a shift does not mask itself;
-- until :data:`MIN_HISTORY` observations exist, the history is padded with 1.0 (the
-  independent-rows value), so that a shift in the first panes cannot mask itself either;
-  the first few panes of a clustered stream are the least protected, which the
-  ``consecutive`` rule covers.
+- dropping the largest ignores the large ratio at the pane where a real shift starts (the
+  panes before and after it differ), so a shift does not mask itself; a mean rather than
+  a median, because clustered statistics are right-skewed and a median underestimates;
+- until :data:`MIN_HISTORY` panes have been compared the estimate is not trusted: the
+  detector raises no alarm (its reports say ``warming_up``), and a report uses the
+  largest observation so far, or 1 with none at all (a one-off batch report). So a
+  stream's first ``MIN_HISTORY + 1`` panes (15,000 events at the default window) can
+  never raise an alarm: the start-up cost of not knowing the stream's clustering. The
+  history survives a new reference, so a promotion does not pay it again.
 
 The assumption: the clustering is short compared with a pane (clusters do not straddle
 many panes) and changes slowly. The cost: a feature whose rows cluster with design effect
@@ -35,15 +38,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from driftloop.drift.stats import chi2_homogeneity
 
 IntArray = np.ndarray
 #: Pane-to-pane observations kept per column.
-HISTORY = 31
-#: Observations below which the history is padded with 1.0 (independent rows).
+HISTORY = 63
+#: Observations below which the largest is used.
 MIN_HISTORY = 5
+#: The largest observations left out of the mean: the panes where a shift started.
+SPIKES = 2
 
 
 class Dispersion:
@@ -52,6 +56,7 @@ class Dispersion:
     def __init__(self, columns: int) -> None:
         self.columns = columns
         self.last_id: int | None = None
+        self.pairs = 0  # pane-to-pane comparisons made
         self._previous: list[tuple[IntArray, IntArray]] | None = None
         self.history: list[tuple[deque[float], deque[float]]] = [
             (deque(maxlen=HISTORY), deque(maxlen=HISTORY)) for _ in range(columns)
@@ -62,6 +67,7 @@ class Dispersion:
         if self.last_id is not None and pane_id <= self.last_id:
             return
         if self._previous is not None:
+            self.pairs += 1
             for history, before, now in zip(self.history, self._previous, histograms,
                                             strict=True):
                 for series, a, b in zip(history, before, now, strict=True):
@@ -71,6 +77,18 @@ class Dispersion:
         self._previous = [(np.asarray(h), np.asarray(m)) for h, m in histograms]
         self.last_id = pane_id
 
+    def carry_history(self, previous: Dispersion) -> None:
+        """Keep ``previous``'s observations (the stream's clustering does not change with
+        a new reference) but not its last pane, whose bins were the old reference's."""
+        if previous.columns == self.columns:
+            self.history, self.pairs = previous.history, previous.pairs
+
+    @property
+    def settled(self) -> bool:
+        """Whether enough panes were compared for the estimate to be trusted: the
+        detector raises no alarm before (see the module doc)."""
+        return self.pairs >= MIN_HISTORY
+
     def inflation(self, column: int) -> tuple[float, float]:
         """(distribution, missing share) inflation of ``column``; 1.0 without evidence."""
         return _estimate(self.history[column][0]), _estimate(self.history[column][1])
@@ -78,6 +96,7 @@ class Dispersion:
     def to_dict(self) -> dict[str, Any]:
         return {
             "last_id": self.last_id,
+            "pairs": self.pairs,
             "previous": None if self._previous is None else [
                 [h.tolist(), m.tolist()] for h, m in self._previous],
             "history": [[list(a), list(b)] for a, b in self.history],
@@ -89,6 +108,7 @@ class Dispersion:
         if not data:
             return out
         out.last_id = None if data["last_id"] is None else int(data["last_id"])
+        out.pairs = int(data.get("pairs", 0))
         if data["previous"] is not None:
             out._previous = [(np.asarray(h, dtype=np.int64), np.asarray(m, dtype=np.int64))
                              for h, m in data["previous"]]
@@ -102,11 +122,15 @@ def _ratio(a: IntArray, b: IntArray) -> float | None:
     if a.sum() == 0 or b.sum() == 0:
         return None
     statistic, dof = chi2_homogeneity(a, b)
-    if dof == 0:
-        return None
-    return statistic / float(special.chdtri(dof, 0.5))
+    if dof == 0:  # both panes in one cell (say, never missing): nothing over-dispersed
+        return 1.0
+    return statistic / dof
 
 
 def _estimate(series: deque[float]) -> float:
-    padding = [1.0] * max(0, MIN_HISTORY - len(series))
-    return max(1.0, float(np.median([*series, *padding])))
+    if not series:
+        return 1.0
+    if len(series) < MIN_HISTORY:
+        return max(1.0, max(series))
+    kept = sorted(series)[:-SPIKES]
+    return max(1.0, float(np.mean(kept)))

@@ -24,7 +24,8 @@ What is controlled, and how:
   The floor applies to the bias-corrected value, so 0.03 means a real JS distance of
   0.03 whether a feature has 2 bins or 200 and whether the window holds 500 events or
   50,000.
-- **one alarm per episode**. An alarm needs ``consecutive`` drifted evaluations; the
+- **one alarm per episode**. An alarm needs ``consecutive`` drifted evaluations (and a
+  stream long enough to know its clustering: no alarm in its first panes); the
   episode it opens ends only after ``clear_after`` clean evaluations in a row. Drift of
   the same columns within an episode raises nothing more; drift of new columns updates
   the episode's alarm (same id, ``update`` counting up) instead of opening another.
@@ -43,6 +44,7 @@ from driftloop.drift.report import DriftReport, FeatureDrift
 
 Correction = Literal["bonferroni", "bh"]
 Effect = Literal["psi", "js", "ks"]
+Dependence = Literal["panes", "independent"]
 #: The highest per-evaluation level a stated rate may produce (a rate that high is a
 #: misconfiguration, not a monitoring policy).
 MAX_LEVEL = 0.05
@@ -67,9 +69,15 @@ class DriftPolicy:
       (0.06) and far above the corrected stationary JS (mostly 0).
     - ``min_fill``: share of the window that must hold events before any verdict.
     - ``min_count``: present (non-missing) values a column needs to be tested.
-    - ``consecutive``: drifted evaluations in a row before an alarm. 2 costs one pane of
-      delay and halves the damage a single bad estimate of the inflation can do.
+    - ``consecutive``: drifted evaluations in a row before an alarm. 1 by default: the
+      level already controls the rate, and a shift the test detects only now and then
+      (power near the level) would wait many panes for two in a row; each extra one costs
+      at least a pane of delay.
     - ``clear_after``: clean evaluations in a row that end an episode (hysteresis).
+    - ``dependence``: ``"panes"`` deflates each test by the variance inflation measured
+      between live panes (valid on clustered traffic); ``"independent"`` trusts the rows
+      to be independent draws (inflation 1: a little more power, false alarms on
+      clustered traffic).
     - ``drift_share``: the dataset is drifted when more than this share of features is
       (0.0: any one feature). ``critical`` features alarm on their own whatever the share;
       the model output does too while ``output_critical`` is set.
@@ -83,8 +91,9 @@ class DriftPolicy:
     effect_floor: float = 0.03
     min_fill: float = 0.5
     min_count: int = 100
-    consecutive: int = 2
+    consecutive: int = 1
     clear_after: int = 3
+    dependence: Dependence = "panes"
     drift_share: float = 0.0
     critical: tuple[str, ...] = ()
     output_critical: bool = True
@@ -107,6 +116,8 @@ class DriftPolicy:
             ("min_count", self.min_count >= 1, "must be >= 1"),
             ("consecutive", self.consecutive >= 1, "must be >= 1"),
             ("clear_after", self.clear_after >= 1, "must be >= 1"),
+            ("dependence", self.dependence in ("panes", "independent"),
+             "must be 'panes' or 'independent'"),
             ("drift_share", 0.0 <= self.drift_share < 1.0, "must be in [0, 1)"),
         ]
         for name, ok, why in checks:

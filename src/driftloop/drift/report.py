@@ -156,6 +156,9 @@ class DriftReport:
     #: Which rows the output reference's predictions came from (e.g. "holdout of snapshot
     #: X"): predictions on a model's own training rows look drifted for any overfit model.
     output_source: str | None = None
+    #: True while too few panes have been seen to estimate the stream's clustering: the
+    #: verdict is shown but raises no alarm (see driftloop.drift.dispersion).
+    warming_up: bool = False
 
     @property
     def drift_share(self) -> float:
@@ -175,4 +178,5 @@ class DriftReport:
             "drift_share": self.drift_share,
             "level": self.level,
             "output_source": self.output_source,
+            "warming_up": self.warming_up,
         }
