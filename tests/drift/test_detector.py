@@ -250,9 +250,9 @@ def test_a_merging_process_alarms_on_its_replicas_windows() -> None:
     warm_up = [5 + 10 * k for k in range(MIN_HISTORY + 1)]
     for t in [*warm_up, *(w + 10 * len(warm_up) for w in (5, 15, 25, 35))]:
         for k, r in enumerate(replicas):
-            shift = 8 if t not in warm_up else 0
-            r.observe(stationary(300, seed=t + k).assign(age=lambda d: d["age"] + shift),
-                      timestamp=t)
+            rows = stationary(300, seed=t + k)
+            rows["age"] += 8 if t not in warm_up else 0
+            r.observe(rows, timestamp=t)
             r.tick(now=t + 10)
         leader.clear_window()
         for r in replicas:

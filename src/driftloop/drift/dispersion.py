@@ -131,6 +131,6 @@ def _estimate(series: deque[float]) -> float:
     if not series:
         return 1.0
     if len(series) < MIN_HISTORY:
-        return max(1.0, max(series))
+        return max(1.0, *series)
     kept = sorted(series)[:-SPIKES]
     return max(1.0, float(np.mean(kept)))
