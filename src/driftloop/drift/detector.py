@@ -28,7 +28,7 @@ from driftloop.drift import state
 from driftloop.drift.columns import Table, column_names, get_column, infer_kind, is_row
 from driftloop.drift.dispersion import Dispersion
 from driftloop.drift.errors import DriftInputError, IncompatibleDetectorError
-from driftloop.drift.policy import AlarmState, DriftEvent, DriftPolicy
+from driftloop.drift.policy import OUTPUT, AlarmState, DriftEvent, DriftPolicy
 from driftloop.drift.profile import (
     CategoricalProfile,
     FeatureProfile,
@@ -47,7 +47,6 @@ from driftloop.drift.stats import (
 )
 from driftloop.drift.window import IntArray, PaneWindow
 
-OUTPUT = "output"
 #: Default window: 5000 events in 2 panes of 2500, measured with benchmarks/drift_bench.py
 #: (README): 0 false alarms in 500 stationary evaluations, a 0.25 sd shift of one feature
 #: alarms at the 2nd pane in every seed, 0.1 sd at the 3rd, and 1000-row observes stay above
@@ -317,8 +316,9 @@ class DriftDetector:
             self._window.newest_id if pane_id is None else pane_id)
         columns = report.drifted_features + (
             (OUTPUT,) if report.output is not None and report.output.drifted else ())
+        clean = self._alarm.episode is None or self.policy.clean(report, self._alarm.columns)
         alarm = None if report.warming_up else self._alarm.update(report.drifted, columns,
-                                                                   self.policy)
+                                                                   self.policy, clean)
         if alarm is not None:
             return [DriftEvent(report, self.events_seen, id=alarm[0], update=alarm[1])]
         return []

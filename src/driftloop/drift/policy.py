@@ -26,7 +26,8 @@ What is controlled, and how:
   50,000.
 - **one alarm per episode**. An alarm needs ``consecutive`` drifted evaluations (and a
   stream long enough to know its clustering: no alarm in its first panes); the
-  episode it opens ends only after ``clear_after`` clean evaluations in a row. Drift of
+  episode it opens ends only after ``clear_after`` clean evaluations in a row (p-values
+  above ``clear_pvalue``, not just below the alarm level). Drift of
   the same columns within an episode raises nothing more; drift of new columns updates
   the episode's alarm (same id, ``update`` counting up) instead of opening another.
 
@@ -42,6 +43,8 @@ from typing import Any, Literal
 
 from driftloop.drift.report import DriftReport, FeatureDrift
 
+#: The model output's name among a report's columns.
+OUTPUT = "output"
 Correction = Literal["bonferroni", "bh"]
 Effect = Literal["psi", "js", "ks"]
 Dependence = Literal["panes", "independent"]
@@ -73,7 +76,11 @@ class DriftPolicy:
       level already controls the rate, and a shift the test detects only now and then
       (power near the level) would wait many panes for two in a row; each extra one costs
       at least a pane of delay.
-    - ``clear_after``: clean evaluations in a row that end an episode (hysteresis).
+    - ``clear_after`` / ``clear_pvalue``: an episode ends after ``clear_after`` clean
+      evaluations in a row, *clean* meaning that every column the episode alarmed on has
+      a p-value above ``clear_pvalue`` (not merely above the alarm level): a persistent
+      shift the test catches only now and then keeps its p-values small, and stays one
+      episode.
     - ``dependence``: ``"panes"`` deflates each test by the variance inflation measured
       between live panes (valid on clustered traffic); ``"independent"`` trusts the rows
       to be independent draws (inflation 1: a little more power, false alarms on
@@ -93,6 +100,7 @@ class DriftPolicy:
     min_count: int = 100
     consecutive: int = 1
     clear_after: int = 3
+    clear_pvalue: float = 0.05
     dependence: Dependence = "panes"
     drift_share: float = 0.0
     critical: tuple[str, ...] = ()
@@ -116,6 +124,7 @@ class DriftPolicy:
             ("min_count", self.min_count >= 1, "must be >= 1"),
             ("consecutive", self.consecutive >= 1, "must be >= 1"),
             ("clear_after", self.clear_after >= 1, "must be >= 1"),
+            ("clear_pvalue", 0.0 <= self.clear_pvalue < 1.0, "must be in [0, 1)"),
             ("dependence", self.dependence in ("panes", "independent"),
              "must be 'panes' or 'independent'"),
             ("drift_share", 0.0 <= self.drift_share < 1.0, "must be in [0, 1)"),
@@ -173,6 +182,20 @@ class DriftPolicy:
                 missing_drifted=missing_significant
                 and (missing_effect or 0.0) >= self.effect_floor))
         return out
+
+    def clean(self, report: DriftReport, columns: tuple[str, ...]) -> bool:
+        """Whether ``report`` shows none of ``columns`` drifting, even weakly: not drifted,
+        and each column's p-values (distribution, missing share) above ``clear_pvalue``."""
+        if report.drifted:
+            return False
+        for name in columns:
+            column = report.output if name == OUTPUT else report.features.get(name)
+            if column is None:
+                continue
+            for p in (column.adjusted_pvalue, column.missing_adjusted_pvalue):
+                if p is not None and p <= self.clear_pvalue:
+                    return False
+        return True
 
     def dataset_drifted(self, features: list[FeatureDrift], output: FeatureDrift | None) -> bool:
         drifted = [f for f in features if f.drifted]
@@ -309,14 +332,14 @@ class AlarmState:
     columns: tuple[str, ...] = ()
     updates: int = 0
 
-    def update(self, drifted: bool, columns: tuple[str, ...], policy: DriftPolicy
-               ) -> tuple[str, int] | None:
+    def update(self, drifted: bool, columns: tuple[str, ...], policy: DriftPolicy,
+               clean: bool = True) -> tuple[str, int] | None:
         """Record one evaluation; ``(alarm id, update number)`` when it raises or updates
-        an alarm, None otherwise."""
+        an alarm, None otherwise. ``clean``: see :meth:`DriftPolicy.clean`."""
         if not drifted:
             self.streak = 0
             if self.episode is not None:
-                self.clean += 1
+                self.clean = self.clean + 1 if clean else 0
                 if self.clean >= policy.clear_after:
                     self.episode, self.columns, self.updates, self.clean = None, (), 0, 0
             return None
