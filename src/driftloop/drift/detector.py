@@ -28,7 +28,8 @@ from driftloop.drift import state
 from driftloop.drift.columns import Table, column_names, get_column, infer_kind, is_row
 from driftloop.drift.dispersion import Dispersion
 from driftloop.drift.errors import DriftInputError, IncompatibleDetectorError
-from driftloop.drift.policy import OUTPUT, AlarmState, DriftEvent, DriftPolicy
+from driftloop.drift.policy import OUTPUT as _OUTPUT
+from driftloop.drift.policy import AlarmState, DriftEvent, DriftPolicy
 from driftloop.drift.profile import (
     CategoricalProfile,
     FeatureProfile,
@@ -47,6 +48,7 @@ from driftloop.drift.stats import (
 )
 from driftloop.drift.window import IntArray, PaneWindow
 
+OUTPUT = _OUTPUT  # the output's column name (serving's metrics import it from here)
 #: Default window: 5000 events in 2 panes of 2500, measured with benchmarks/drift_bench.py
 #: (README): 0 false alarms in 500 stationary evaluations, a 0.25 sd shift of one feature
 #: alarms at the 2nd pane in every seed, 0.1 sd at the 3rd, and 1000-row observes stay above
