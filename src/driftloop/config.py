@@ -73,6 +73,10 @@ class Settings:
     cooldown: float = 300.0  # after a run, drift and schedule triggers are ignored
     retrain_interval: float | None = None  # seconds between scheduled runs; None: off
     step_timeout: float = 1800.0  # the longest any other step may take
+    # --- issue 13: statistics that cannot mislead
+    output_reference: Path | None = None  # rows the champion was not fit on (no snapshot)
+    label_horizon: float = 0.0  # seconds a shadowed request waits before the gate pairs it
+    rollback_alpha: float = 0.05  # error level of the post-promotion rollback watch
 
     def __post_init__(self) -> None:
         if not self.database_url:

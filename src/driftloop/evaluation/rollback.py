@@ -39,6 +39,7 @@ class WatchDecision:
     verdict: WatchVerdict
     reason: str
     n: int
+    live_mean: float
     live_lower: float
     live_upper: float
 
@@ -78,10 +79,10 @@ class RollbackWatch:
             if live.upper < lower - self.tolerance:
                 return WatchDecision("rollback", f"{what} is worse than the previous "
                                      f"champion's by more than the tolerance: {bounds}",
-                                     live.n, live.lower, live.upper)
+                                     live.n, live.mean, live.lower, live.upper)
             if live.lower > upper - self.tolerance:
                 return WatchDecision("keep", f"{what} is not worse than the previous "
                                      f"champion's by the tolerance: {bounds}",
-                                     live.n, live.lower, live.upper)
-        return WatchDecision("continue", f"undecided: {bounds}", live.n, live.lower,
-                             live.upper)
+                                     live.n, live.mean, live.lower, live.upper)
+        return WatchDecision("continue", f"undecided: {bounds}", live.n, live.mean,
+                             live.lower, live.upper)
