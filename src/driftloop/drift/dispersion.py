@@ -11,13 +11,16 @@ Two panes drawn from the same population give a chi-square homogeneity statistic
 null distribution is ``φ · χ²(dof)`` when the rows cluster with design effect ``φ``
 (``φ = 1`` for independent rows). Each closed pane is compared with the pane before it,
 per column (the distribution on the tested bins, and the missing share); the statistic
-over its degrees of freedom is one observation of ``φ``. The estimate is the
-mean of the last :data:`HISTORY` observations less their :data:`SPIKES` largest, floored at 1
-(a stream is never treated as *less* variable than independent rows):
+over its degrees of freedom is one observation of ``φ``. The estimate is an
+upper confidence bound on the mean of the last :data:`HISTORY` observations (mean plus
+:data:`CONFIDENCE_Z` standard errors), floored at 1 (a stream is never treated as *less*
+variable than independent rows):
 
-- dropping the largest ignores the large ratio at the pane where a real shift starts (the
-  panes before and after it differ), so a shift does not mask itself; a mean rather than
-  a median, because clustered statistics are right-skewed and a median underestimates;
+- observations far beyond the median (further than chi-square's 99.9th percentile is from
+  its median) are left out: they are the panes where a real shift started (the panes
+  before and after it differ), so a shift does not mask itself;
+- a mean rather than a median, because clustered statistics are right-skewed and a median
+  underestimates; the confidence bound covers a short or heavy-tailed history;
 - until :data:`MIN_HISTORY` panes have been compared the estimate is not trusted: the
   detector raises no alarm (its reports say ``warming_up``), and a report uses the
   largest observation so far, or 1 with none at all (a one-off batch report). So a
@@ -38,6 +41,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 from driftloop.drift.stats import chi2_homogeneity
 
@@ -46,8 +50,13 @@ IntArray = np.ndarray
 HISTORY = 63
 #: Observations below which the largest is used.
 MIN_HISTORY = 5
-#: The largest observations left out of the mean: the panes where a shift started.
-SPIKES = 2
+#: An observation beyond the median times the ``1 - SPIKE_TAIL`` quantile of chi-square over
+#: its median (for the comparisons' degrees of freedom) is a shift, not noise, and is left out.
+SPIKE_TAIL = 0.001
+#: The estimate is the mean plus this many standard errors: an upper confidence bound, so
+#: that a short or heavy-tailed history errs towards fewer false alarms.
+CONFIDENCE_Z = 2.0
+Observation = tuple[float, int]
 
 
 class Dispersion:
@@ -58,7 +67,8 @@ class Dispersion:
         self.last_id: int | None = None
         self.pairs = 0  # pane-to-pane comparisons made
         self._previous: list[tuple[IntArray, IntArray]] | None = None
-        self.history: list[tuple[deque[float], deque[float]]] = [
+        #: Per column, (statistic / dof, dof) of each pane-to-pane comparison.
+        self.history: list[tuple[deque[Observation], deque[Observation]]] = [
             (deque(maxlen=HISTORY), deque(maxlen=HISTORY)) for _ in range(columns)
         ]
 
@@ -113,24 +123,28 @@ class Dispersion:
             out._previous = [(np.asarray(h, dtype=np.int64), np.asarray(m, dtype=np.int64))
                              for h, m in data["previous"]]
         for series, (a, b) in zip(out.history, data["history"], strict=True):
-            series[0].extend(float(x) for x in a)
-            series[1].extend(float(x) for x in b)
+            series[0].extend((float(r), int(d)) for r, d in a)
+            series[1].extend((float(r), int(d)) for r, d in b)
         return out
 
 
-def _ratio(a: IntArray, b: IntArray) -> float | None:
+def _ratio(a: IntArray, b: IntArray) -> Observation | None:
     if a.sum() == 0 or b.sum() == 0:
         return None
     statistic, dof = chi2_homogeneity(a, b)
     if dof == 0:  # both panes in one cell (say, never missing): nothing over-dispersed
-        return 1.0
-    return statistic / dof
+        return 1.0, 0
+    return statistic / dof, dof
 
 
-def _estimate(series: deque[float]) -> float:
+def _estimate(series: deque[Observation]) -> float:
     if not series:
         return 1.0
-    if len(series) < MIN_HISTORY:
-        return max(1.0, *series)
-    kept = sorted(series)[:-SPIKES]
-    return max(1.0, float(np.mean(kept)))
+    ratios = np.array([r for r, _ in series])
+    if ratios.size < MIN_HISTORY:
+        return max(1.0, float(ratios.max()))
+    dof = max(1, int(np.median([d for _, d in series])))
+    spread = float(special.chdtri(dof, SPIKE_TAIL) / special.chdtri(dof, 0.5))
+    kept = ratios[ratios <= np.median(ratios) * spread]
+    bound = kept.mean() + CONFIDENCE_Z * kept.std(ddof=1) / np.sqrt(kept.size)
+    return max(1.0, float(bound))
