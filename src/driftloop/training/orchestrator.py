@@ -111,18 +111,18 @@ class LabelReader:
 class ShadowTally:
     """The paired evidence of one shadow phase, grown from each new batch of labels.
 
-    A labelled pair joins the evidence only once its request is ``label_horizon`` seconds
+    A labelled pair joins the evidence only once its request is ``label_horizon_s`` seconds
     old (:class:`~driftloop.evaluation.LabelHorizon`), so that labels that arrive late for
     one outcome do not bias it. The champion's own per-request scores also feed a
     confidence sequence: the baseline the post-promotion watch compares against."""
 
     def __init__(self, gate: ShadowGate, reader: LabelReader, candidate: int,
-                 label_horizon: float = 0.0, rollback_alpha: float = 0.05) -> None:
+                 rollback_alpha: float = 0.05) -> None:
         self.reader, self.candidate = reader, candidate
         self.pairs = gate.paired_scores()
         self.per_row = gate.metric.per_row
         self.sums = {"champion": 0.0, "candidate": 0.0}
-        self.horizon = LabelHorizon(label_horizon)
+        self.horizon = LabelHorizon(gate.config.label_horizon_s)
         self.baseline = RollbackWatch.baseline_sequence(gate.metric, rollback_alpha)
 
     def update(self, now: float) -> dict[str, Any]:
@@ -181,7 +181,8 @@ class RetrainOrchestrator:
             alpha=settings.gate_alpha, min_samples=settings.min_samples,
             max_duration_s=settings.shadow_max_duration,
             max_error_rate_ratio=settings.max_error_rate_ratio,
-            max_latency_ratio=settings.max_latency_ratio))
+            max_latency_ratio=settings.max_latency_ratio,
+            label_horizon_s=settings.label_horizon))
         self.bus = bus or EventBus()
         self.clock = clock
         self.on_transition = on_transition
@@ -400,7 +401,7 @@ class RetrainOrchestrator:
         started = float(run.evidence["shadow_started_at"])
         tally = self._tally(f"{run.id}:shadow", lambda: ShadowTally(
             self.gate, LabelReader(self.log, self.name, started), candidate,
-            self.settings.label_horizon, self.settings.rollback_alpha))
+            self.settings.rollback_alpha))
         scores = await asyncio.to_thread(tally.update, self.clock())
         decision = self.gate.decide(tally.pairs, self.clock() - started)
         shadow = {**decision.evidence, **scores, "verdict": decision.verdict,
@@ -445,7 +446,8 @@ class RetrainOrchestrator:
             LabelReader(self.log, self.name, promoted_at), version))
         decision = await asyncio.to_thread(tally.update)
         n = decision.n
-        watch = {"n": n, "live_score": decision.live_mean, "live_lower": decision.live_lower, "live_upper": decision.live_upper,
+        watch = {"n": n, "live_score": decision.live_mean, "live_lower": decision.live_lower,
+                 "live_upper": decision.live_upper,
                  "previous_champion_score": before, "previous_champion_bounds": baseline,
                  "rollback_delta": self.settings.rollback_delta,
                  "rollback_alpha": self.settings.rollback_alpha, "verdict": decision.verdict,
