@@ -24,8 +24,10 @@ variable than independent rows):
 - until :data:`MIN_HISTORY` panes have been compared the estimate is not trusted: the
   detector raises no alarm (its reports say ``warming_up``), and a report uses the
   largest observation so far, or 1 with none at all (a one-off batch report). So a
-  stream's first ``MIN_HISTORY + 1`` panes (15,000 events at the default window) can
-  never raise an alarm: the start-up cost of not knowing the stream's clustering. The
+  stream's first ``MIN_HISTORY + 1`` panes (10,000 events at the default window) can
+  never raise an alarm: the start-up cost of not knowing the stream's clustering (the
+  confidence bound on a mean of three or four observations is wide, so the first alarms
+  after it need clear evidence). The
   history survives a new reference, so a promotion does not pay it again.
 
 The assumption: the clustering is short compared with a pane (clusters do not straddle
@@ -49,7 +51,7 @@ IntArray = np.ndarray
 #: Pane-to-pane observations kept per column.
 HISTORY = 63
 #: Observations below which the largest is used.
-MIN_HISTORY = 5
+MIN_HISTORY = 3
 #: An observation beyond the median times the ``1 - SPIKE_TAIL`` quantile of chi-square over
 #: its median (for the comparisons' degrees of freedom) is a shift, not noise, and is left out.
 SPIKE_TAIL = 0.001
@@ -146,5 +148,7 @@ def _estimate(series: deque[Observation]) -> float:
     dof = max(1, int(np.median([d for _, d in series])))
     spread = float(special.chdtri(dof, SPIKE_TAIL) / special.chdtri(dof, 0.5))
     kept = ratios[ratios <= np.median(ratios) * spread]
+    if kept.size < 2:
+        return max(1.0, float(ratios.max()))
     bound = kept.mean() + CONFIDENCE_Z * kept.std(ddof=1) / np.sqrt(kept.size)
     return max(1.0, float(bound))
