@@ -15,6 +15,7 @@ from driftloop.drift import (
     IncompatibleDetectorError,
 )
 from driftloop.drift.dispersion import MIN_HISTORY
+from driftloop.drift.stats import ks_pvalue
 
 rng = np.random.default_rng(7)
 REFERENCE = pd.DataFrame({
@@ -275,3 +276,22 @@ def test_statistics_are_reused_only_while_the_window_is_unchanged() -> None:
     after = det.report().features["age"]
     assert after.ks_statistic != first.features["age"].ks_statistic
     assert DriftDetector.from_bytes(det.to_bytes()).report().features["age"] == after
+
+
+def test_inflated_ks_pvalues_are_computed_with_the_window_statistics() -> None:
+    """Clustered panes inflate every feature; the adjusted KS p-values the policy tests are
+    then filled in one vectorised call when the window is evaluated, equal to the value
+    each feature computes for itself (ks_pvalue at count / inflation)."""
+    det = DriftDetector.from_reference(
+        {f"x{i}": rng.normal(size=5000) for i in range(6)}, window=2000, panes=2)
+    clustered = np.random.default_rng(3)
+    for _ in range(MIN_HISTORY + 4):
+        shift = clustered.normal(0, 0.1)  # one shift per pane: the panes cluster
+        det.observe({f"x{i}": clustered.normal(shift, 1, 1000) for i in range(6)})
+    features = det._compute_statistics()  # fresh, before the policy reads them
+    assert all(f.inflation > 1 for f in features)
+    for f in features:
+        assert "adjusted_pvalue" in f.__dict__  # filled, not left to first use
+        assert f.ks_statistic is not None
+        assert f.adjusted_pvalue == ks_pvalue(f.ks_statistic, f.reference_count,
+                                              f.effective_count)

@@ -35,7 +35,7 @@ from driftloop.drift.profile import (
     NumericProfile,
     fingerprint,
 )
-from driftloop.drift.report import DriftReport, FeatureDrift
+from driftloop.drift.report import DriftReport, FeatureDrift, fill_adjusted_pvalues
 from driftloop.drift.stats import (
     bin_counts,
     chi2_homogeneity,
@@ -477,7 +477,9 @@ class DriftDetector:
             )
             for i, psi_, js_, tv_ in distances:
                 rows[i].update(psi=psi_, js_distance=js_, total_variation=tv_)
-        return [FeatureDrift(**row) for row in rows]
+        statistics = [FeatureDrift(**row) for row in rows]
+        fill_adjusted_pvalues(statistics)
+        return statistics
 
     # ------------------------------------------------------------------ replicas
     def merge(self, other: DriftDetector) -> DriftDetector:

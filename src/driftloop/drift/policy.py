@@ -231,7 +231,7 @@ class DriftPolicy:
         """The (column, is-missing-test) keys whose null is rejected, out of ``m`` tests.
 
         A p-value above ``level`` is never rejected by either rule and does not change
-        which others are, so those are settled by a cheap bound, not computed.
+        which others are, so only the others are sorted.
         """
         m = len(tests)
         if m == 0:
