@@ -138,14 +138,14 @@ def fill_adjusted_pvalues(features: Sequence[FeatureDrift]) -> None:
     :attr:`FeatureDrift.adjusted_pvalue` computes, stored as its cache, so they stay out of
     equality and ``asdict`` as a value computed on first use does.
     """
-    inflated = [f for f in features
+    inflated = [(f, f.ks_statistic) for f in features
                 if f.kind == "numeric" and f.ks_statistic is not None and f.inflation != 1.0]
     if not inflated:
         return
-    pvalues = ks_pvalues([f.ks_statistic for f in inflated],
-                         [f.reference_count for f in inflated],
-                         [f.effective_count for f in inflated])
-    for feature, pvalue in zip(inflated, pvalues.tolist(), strict=True):
+    pvalues = ks_pvalues([d for _, d in inflated],
+                         [f.reference_count for f, _ in inflated],
+                         [f.effective_count for f, _ in inflated])
+    for (feature, _), pvalue in zip(inflated, pvalues.tolist(), strict=True):
         feature.__dict__["adjusted_pvalue"] = pvalue
 
 
