@@ -94,6 +94,9 @@ class Settings(BaseModel):
                               "(default: SQLite in data_dir).")
     reference: Path | None = Field(None, description="Training data used as the drift "
                                    "reference when the champion has no snapshot.")
+    output_reference: Path | None = Field(None, description="Rows the champion was not fit "
+                                          "on: the reference for drift in its outputs when "
+                                          "it has no snapshot (with one, its holdout is used).")
     label_column: str = Field("label", description="The label column of the training data.")
     ignore_columns: Annotated[tuple[str, ...], NoDecode] = Field(
         ("request_id", "event_timestamp", "ts"),
@@ -182,6 +185,9 @@ class Settings(BaseModel):
     gate_alpha: Share = Field(0.05, description="The gate's error rate.")
     min_samples: PositiveInt = Field(200, description="Labelled shadow pairs before any "
                                      "decision.")
+    label_horizon: float = Field(0.0, ge=0, allow_inf_nan=False, description=(
+        "Seconds a shadowed request waits before the gate pairs it with its label (for "
+        "labels whose delay depends on the outcome)."))
     shadow_max_duration: float = Field(3600.0, gt=0, description="Then the candidate is "
                                        "rejected as inconclusive.")
     max_error_rate_ratio: float = Field(1.5, gt=0, description="Candidate/champion error "
@@ -190,6 +196,8 @@ class Settings(BaseModel):
                                      "allowed.")
     rollback_delta: float = Field(0.05, ge=0, description="Post-promotion watch: roll back "
                                   "if worse by more.")
+    rollback_alpha: float = Field(0.05, gt=0, lt=1, description="Error level of the "
+                                  "post-promotion rollback watch.")
     watch_samples: PositiveInt = Field(200, description="Labelled answers the watch needs.")
     watch_duration: float = Field(1800.0, gt=0, description="Seconds the watch lasts.")
     cooldown: float = Field(300.0, ge=0, description="After a run, drift and schedule "

@@ -14,6 +14,8 @@ from driftloop.drift import (
     DriftPolicy,
     IncompatibleDetectorError,
 )
+from driftloop.drift.dispersion import MIN_HISTORY
+from driftloop.drift.stats import ks_pvalue
 
 rng = np.random.default_rng(7)
 REFERENCE = pd.DataFrame({
@@ -32,6 +34,14 @@ def make(**kw: object) -> DriftDetector:
 
 def stationary(n: int, seed: int = 1) -> pd.DataFrame:
     return REFERENCE.sample(n, replace=True, random_state=seed).reset_index(drop=True)
+
+
+def warmed(det: DriftDetector, output: object = None) -> DriftDetector:
+    """``det`` after the stationary panes it needs before it may alarm (MIN_HISTORY + 1)."""
+    rows = (MIN_HISTORY + 1) * det.pane_size
+    det.observe(stationary(rows, seed=99), output=None if output is None else output[:rows])
+    assert not det.last_report.warming_up  # type: ignore[union-attr]
+    return det
 
 
 def test_kinds_are_inferred_and_overridable() -> None:
@@ -114,7 +124,8 @@ def test_open_pane_is_not_reported_until_it_closes() -> None:
 
 
 def test_shift_raises_one_alarm_per_episode() -> None:
-    det = make(window=1000, panes=2, policy=DriftPolicy(consecutive=2))
+    det = warmed(make(window=1000, panes=2, policy=DriftPolicy(consecutive=2, clear_after=3)))
+    before = det.events_seen
     assert det.observe(stationary(2000)) == []
     shifted = stationary(3000, seed=5)
     shifted["age"] += 10
@@ -123,14 +134,16 @@ def test_shift_raises_one_alarm_per_episode() -> None:
     event = events[0]
     assert event.drifted_features == ("age",)
     assert event.report.features["age"].drifted
-    assert event.events_seen == 2000 + 1000  # two shifted panes of 500
-    back = det.observe(stationary(2000, seed=6))
+    assert event.events_seen == before + 2000 + 1000  # two shifted panes of 500
+    back = det.observe(stationary(1000, seed=6))
     assert back == [] and not det.last_report.drifted  # type: ignore[union-attr]
-    assert len(det.observe(shifted)) == 1  # a clean evaluation re-armed the alarm
+    assert det.observe(shifted) == []  # one clean evaluation: still the same episode
+    assert det.observe(stationary(2000, seed=7)) == []  # the first pane is half shifted
+    assert len(det.observe(shifted)) == 1  # three clean evaluations ended it
 
 
 def test_new_category_is_caught_by_the_unseen_bucket() -> None:
-    det = make(policy=DriftPolicy(consecutive=1))
+    det = warmed(make(policy=DriftPolicy(consecutive=1)))
     batch = stationary(1000)
     batch.loc[:199, "plan"] = "enterprise"
     events = det.observe(batch)
@@ -143,6 +156,7 @@ def test_output_is_monitored_like_a_feature() -> None:
     scores = REFERENCE["age"].to_numpy() / 100
     det = DriftDetector.from_reference(REFERENCE, output=scores, window=1000, panes=2,
                                        clock=fixed_clock, policy=DriftPolicy(consecutive=1))
+    warmed(det, output=np.resize(scores, 5000))
     batch = stationary(1000)
     events = det.observe(batch, output=np.full(1000, 0.9))
     rep = det.report()
@@ -234,9 +248,12 @@ def test_a_merging_process_alarms_on_its_replicas_windows() -> None:
 
     leader, replicas = replica(), [replica(), replica()]
     events = []
-    for t in (5, 15, 25, 35):
+    warm_up = [5 + 10 * k for k in range(MIN_HISTORY + 1)]
+    for t in [*warm_up, *(w + 10 * len(warm_up) for w in (5, 15, 25, 35))]:
         for k, r in enumerate(replicas):
-            r.observe(stationary(300, seed=t + k).assign(age=lambda d: d["age"] + 8), timestamp=t)
+            rows = stationary(300, seed=t + k)
+            rows["age"] += 8 if t not in warm_up else 0
+            r.observe(rows, timestamp=t)
             r.tick(now=t + 10)
         leader.clear_window()
         for r in replicas:
@@ -259,3 +276,22 @@ def test_statistics_are_reused_only_while_the_window_is_unchanged() -> None:
     after = det.report().features["age"]
     assert after.ks_statistic != first.features["age"].ks_statistic
     assert DriftDetector.from_bytes(det.to_bytes()).report().features["age"] == after
+
+
+def test_inflated_ks_pvalues_are_computed_with_the_window_statistics() -> None:
+    """Clustered panes inflate every feature; the adjusted KS p-values the policy tests are
+    then filled in one vectorised call when the window is evaluated, equal to the value
+    each feature computes for itself (ks_pvalue at count / inflation)."""
+    det = DriftDetector.from_reference(
+        {f"x{i}": rng.normal(size=5000) for i in range(6)}, window=2000, panes=2)
+    clustered = np.random.default_rng(3)
+    for _ in range(MIN_HISTORY + 4):
+        shift = clustered.normal(0, 0.1)  # one shift per pane: the panes cluster
+        det.observe({f"x{i}": clustered.normal(shift, 1, 1000) for i in range(6)})
+    features = det._compute_statistics()  # fresh, before the policy reads them
+    assert all(f.inflation > 1 for f in features)
+    for f in features:
+        assert "adjusted_pvalue" in f.__dict__  # filled, not left to first use
+        assert f.ks_statistic is not None
+        assert f.adjusted_pvalue == ks_pvalue(f.ks_statistic, f.reference_count,
+                                              f.effective_count)

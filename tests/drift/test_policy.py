@@ -85,16 +85,39 @@ def test_numeric_decisions_agree_with_the_exact_pvalue() -> None:
 
 
 def test_alarm_needs_consecutive_evaluations_and_fires_once() -> None:
-    state = AlarmState()
-    fired = [state.update(d, consecutive=2) for d in [True, False, True, True, True, False, True,
-                                                       True]]
+    state, policy = AlarmState(), DriftPolicy(consecutive=2, clear_after=1)
+    fired = [state.update(d, ("a",), policy) is not None
+             for d in [True, False, True, True, True, False, True, True]]
     assert fired == [False, False, False, True, False, False, False, True]
+
+
+def test_an_episode_ends_only_after_clear_after_clean_evaluations() -> None:
+    """A persistent shift that dips below the floor now and then is one alarm, not five."""
+    state, policy = AlarmState(), DriftPolicy(consecutive=2, clear_after=3)
+    verdicts = [True, True, False, True, True, False, False, True, True, False, False, False,
+                True, True]
+    alarms = [state.update(d, ("a",), policy) for d in verdicts]
+    raised = [(k, a) for k, a in enumerate(alarms) if a is not None]
+    assert [k for k, _ in raised] == [1, 13]  # the episode ends after 3 clean in a row
+    assert raised[0][1][1] == 0 and raised[1][1][1] == 0
+    assert raised[0][1][0] != raised[1][1][0]
+
+
+def test_new_columns_within_an_episode_update_the_same_alarm() -> None:
+    state, policy = AlarmState(), DriftPolicy(consecutive=1, clear_after=3)
+    first = state.update(True, ("a",), policy)
+    assert state.update(True, ("a",), policy) is None
+    update = state.update(True, ("a", "b"), policy)
+    assert first is not None and update is not None
+    assert update == (first[0], 1)
+    assert AlarmState.from_dict(state.to_dict()) == state
 
 
 @pytest.mark.parametrize(("field", "value"), [
     ("alpha", 0.0), ("alpha", 1.5), ("correction", "holm"), ("effect", "kl"),
     ("effect_floor", -1.0), ("min_fill", 2.0), ("min_count", 0), ("consecutive", 0),
-    ("drift_share", 1.0),
+    ("drift_share", 1.0), ("clear_after", 0), ("false_alarms_per_million", 0.0),
+    ("false_alarms_per_day", -1.0),
 ])
 def test_bad_settings_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"DriftPolicy.{field}"):

@@ -150,7 +150,7 @@ def test_no_verdict_before_min_samples_and_then_promote() -> None:
     assert decision.evidence == {
         "metric": "accuracy", "n": 300, "mean_delta": 1.0, "lower": pairs.lower,
         "upper": 1.0, "min_delta": 0.0, "alpha": 0.05, "candidate_failures": 0,
-        "champion_failures": 0, "elapsed_s": 10.0,
+        "champion_failures": 0, "elapsed_s": 10.0, "units": "per request",
     }
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from driftloop import db
 from driftloop.drift import DriftDetector, DriftEvent, DriftPolicy
+from driftloop.drift.dispersion import MIN_HISTORY
 from driftloop.serving.drift_sync import (
     DriftLeader,
     WindowShipper,
@@ -148,14 +149,15 @@ def test_a_shift_in_all_traffic_raises_exactly_one_alarm(
     leader = make_leader("L", detector(clock), clock=clock)
     assert leader.try_lead()
     events: list[DriftEvent] = []
-    for pane_id in range(6):
-        fleet.pane(pane_id, shift=8.0 if pane_id >= 2 else 0.0)
+    shift_at = MIN_HISTORY + 1  # no alarm before the detector knows the stream's clustering
+    for pane_id in range(shift_at + 4):
+        fleet.pane(pane_id, shift=8.0 if pane_id >= shift_at else 0.0)
         for _ in range(3):  # extra steps within a pane evaluate nothing more
             events += leader.step()
     assert len(fleet.single_events) == 1  # the single-detector baseline alarms once...
     assert len(events) == 1  # ...and so does the leader, not once per worker or per step
     alarm, baseline = events[0], fleet.single_events[0]
-    assert alarm.report.pane_id == baseline.report.pane_id == 3  # 2nd drifted pane
+    assert alarm.report.pane_id == baseline.report.pane_id == shift_at + 1  # 2nd drifted
     assert alarm.drifted_features == baseline.drifted_features == ("age",)
     assert alarm.events_seen == baseline.events_seen
 

@@ -25,7 +25,9 @@ import numpy.typing as npt
 
 from driftloop.drift import state
 from driftloop.drift.columns import Table, column_names, get_column, infer_kind, is_row
+from driftloop.drift.dispersion import Dispersion
 from driftloop.drift.errors import DriftInputError, IncompatibleDetectorError
+from driftloop.drift.policy import OUTPUT as _OUTPUT
 from driftloop.drift.policy import AlarmState, DriftEvent, DriftPolicy
 from driftloop.drift.profile import (
     CategoricalProfile,
@@ -33,7 +35,7 @@ from driftloop.drift.profile import (
     NumericProfile,
     fingerprint,
 )
-from driftloop.drift.report import DriftReport, FeatureDrift
+from driftloop.drift.report import DriftReport, FeatureDrift, fill_adjusted_pvalues
 from driftloop.drift.stats import (
     bin_counts,
     chi2_homogeneity,
@@ -46,7 +48,7 @@ from driftloop.drift.stats import (
 )
 from driftloop.drift.window import IntArray, PaneWindow
 
-OUTPUT = "output"
+OUTPUT = _OUTPUT  # the output's column name (serving's metrics import it from here)
 #: Default window: 5000 events in 2 panes of 2500, measured with benchmarks/drift_bench.py
 #: (README): 0 false alarms in 500 stationary evaluations, a 0.25 sd shift of one feature
 #: alarms at the 2nd pane in every seed, 0.1 sd at the 3rd, and 1000-row observes stay above
@@ -76,6 +78,7 @@ class DriftDetector:
         pane_seconds: float | None = None,
         policy: DriftPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        output_source: str | None = None,
     ) -> None:
         if not features:
             raise DriftInputError("the reference has no features")
@@ -92,7 +95,12 @@ class DriftDetector:
         self.pane_seconds = pane_seconds
         self.pane_size = window // panes
         self.policy = policy or DriftPolicy()
+        if (self.policy.alpha is None and self.policy.false_alarms_per_day is not None
+                and pane_seconds is None):
+            self.policy.level(None, None)  # raises: per day needs time-based panes
         self.clock = clock
+        #: Which rows the output reference came from; shown in every report.
+        self.output_source = output_source
         self.events_seen = 0
         self.last_report: DriftReport | None = None
         self._alarm = AlarmState()
@@ -116,12 +124,16 @@ class DriftDetector:
         pane_seconds: float | None = None,
         policy: DriftPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        output_source: str | None = None,
     ) -> DriftDetector:
         """A detector for the columns of ``reference`` (DataFrame, Arrow table or mapping).
 
         Kinds are inferred (bool, string and category columns are categorical) unless
-        named in ``categorical`` / ``numeric``. ``output`` holds the model's outputs on
-        the reference rows, when the output is to be monitored too.
+        named in ``categorical`` / ``numeric``. ``output`` holds the model's outputs, when
+        the output is to be monitored too: on rows the model was *not* fit on (a holdout),
+        since an overfit model's outputs on its own training rows differ from its outputs
+        on any new traffic. It need not have as many rows as ``reference``;
+        ``output_source`` says which rows they are, and every report repeats it.
 
         ``resolution`` (one number, or a mapping from numeric feature name to a number)
         rounds that feature's reference and live values to the nearest multiple of it
@@ -162,9 +174,11 @@ class DriftDetector:
             pane_seconds=pane_seconds,
             policy=policy,
             clock=clock,
+            output_source=output_source,
         )
 
-    def reset_reference(self, reference: Table, output: Any = None) -> None:
+    def reset_reference(self, reference: Table, output: Any = None,
+                        output_source: str | None = None) -> None:
         """Swap in a new reference (say, a new champion's training data) and clear the window.
 
         Features keep their names and kinds; the window restarts empty because counts
@@ -183,21 +197,25 @@ class DriftDetector:
         ]
         if self._output is not None:
             self._output = _build_profile(OUTPUT, output, self._output.kind, psi_bins)
+            self.output_source = output_source
         self._alarm = AlarmState()
         self.last_report = None
         self._first_pane = None
+        dispersion = self._dispersion
         self._reset_window()
+        self._dispersion.carry_history(dispersion)
 
     def _reset_window(self) -> None:
         self._columns: list[FeatureProfile] = [*self._features]
         if self._output is not None:
             self._columns.append(self._output)
-        self._labels = [tuple(p.bin_labels()) for p in self._columns]
-        self._reference_histograms = [tuple(p.reference_bins.tolist()) for p in self._columns]
-        width = max(p.n_bins for p in self._columns)
+        self._labels = [tuple(p.test_labels()) for p in self._columns]
+        self._reference_histograms = [tuple(p.test_bins.tolist()) for p in self._columns]
+        width = max(p.test_bins.size for p in self._columns)
         self._reference_bins = np.zeros((len(self._columns), width), dtype=np.int64)
         for i, p in enumerate(self._columns):
-            self._reference_bins[i, : p.n_bins] = p.reference_bins
+            self._reference_bins[i, : p.test_bins.size] = p.test_bins
+        self._dispersion = Dispersion(len(self._columns))
         self._fingerprint: str | None = None
         self._window = PaneWindow([p.n_slots for p in self._columns], self.panes)
         self._cached_statistics: tuple[PaneWindow, int, list[FeatureDrift]] | None = None
@@ -284,8 +302,13 @@ class DriftDetector:
         from replicas (:meth:`merge_window_bytes`) calls it when a new pane arrived."""
         report = self.last_report = self._judge(
             self._window.newest_id if pane_id is None else pane_id)
-        if self._alarm.update(report.drifted, self.policy.consecutive):
-            return [DriftEvent(report, self.events_seen)]
+        columns = report.drifted_features + (
+            (OUTPUT,) if report.output is not None and report.output.drifted else ())
+        clean = self._alarm.episode is None or self.policy.clean(report, self._alarm.columns)
+        alarm = None if report.warming_up else self._alarm.update(report.drifted, columns,
+                                                                   self.policy, clean)
+        if alarm is not None:
+            return [DriftEvent(report, self.events_seen, id=alarm[0], update=alarm[1])]
         return []
 
     def clear_window(self) -> None:
@@ -343,7 +366,9 @@ class DriftDetector:
 
     def _judge(self, pane_id: int | None) -> DriftReport:
         fill = self._window_fill()
-        columns = self.policy.judge(self._statistics(), fill)
+        self._track_dispersion()
+        level = self.policy.level(*self._evaluation_rates())
+        columns = self.policy.judge(self._statistics(), fill, level)
         features = columns[: len(self._features)]
         output = columns[-1] if self._output is not None else None
         drifted_names = tuple(f.name for f in features if f.drifted)
@@ -356,7 +381,33 @@ class DriftDetector:
             evaluated_at=self.clock(),
             drifted=self.policy.dataset_drifted(features, output),
             drifted_features=drifted_names,
+            level=level,
+            output_source=self.output_source if output is not None else None,
+            warming_up=self.policy.dependence == "panes" and not self._dispersion.settled,
         )
+
+    def _evaluation_rates(self) -> tuple[float | None, float | None]:
+        """(evaluations per million events, per day): one evaluation per pane."""
+        if self.pane_seconds is None:
+            return 1e6 / self.pane_size, None
+        closed = self._window.closed
+        events = sum(p.events for p in closed) / len(closed) if closed else 0.0
+        return (1e6 / events if events else None), 86_400.0 / self.pane_seconds
+
+    def _track_dispersion(self) -> None:
+        """Feed every pane closed since the last evaluation to the inflation estimate."""
+        tracker = self._dispersion
+        for pane in self._window.closed:
+            if tracker.last_id is not None and pane.id <= tracker.last_id:
+                continue
+            histograms = []
+            for j, profile in enumerate(self._columns):
+                bins = profile.bins_of_slots(pane.slots[j])
+                histogram = np.bincount(bins, weights=pane.counts[j],
+                                        minlength=profile.test_bins.size).astype(np.int64)
+                present = int(pane.counts[j].sum())
+                histograms.append((histogram, np.array([present, int(pane.missing[j])])))
+            tracker.add_pane(pane.id, histograms)
 
     def _statistics(self) -> list[FeatureDrift]:
         """Every feature's statistics, computed once per window state: a dashboard that
@@ -381,14 +432,21 @@ class DriftDetector:
                          "missing": int(window.missing[i]), "reference_count": profile.n,
                          "bins": self._labels[i],
                          "reference_histogram": self._reference_histograms[i]})
+            inflation, missing_inflation = (self._dispersion.inflation(i)
+                                            if self.policy.dependence == "panes" else (1.0, 1.0))
+            rows[i].update(inflation=inflation, missing_inflation=missing_inflation,
+                           reference_missing=profile.missing,
+                           **_missing_statistics(profile, m, int(window.missing[i])))
             if not m:
                 continue
             if isinstance(profile, NumericProfile):
                 numeric.append((i, occupied, counts))
             else:
-                histogram = window.totals[i]
-                statistic, dof = chi2_homogeneity(profile.reference_bins, histogram)
-                rows[i].update(chi2_statistic=statistic, chi2_pvalue=chi2_pvalue(statistic, dof))
+                histogram = np.bincount(profile.slot_bins, weights=window.totals[i],
+                                        minlength=profile.test_bins.size).astype(np.int64)
+                statistic, dof = chi2_homogeneity(profile.test_bins, histogram)
+                rows[i].update(chi2_statistic=statistic, chi2_pvalue=chi2_pvalue(statistic, dof),
+                               chi2_dof=dof)
                 current[i, : histogram.size] = histogram
         for i, occupied, counts in numeric:
             profile = self._columns[i]
@@ -404,7 +462,10 @@ class DriftDetector:
                 rows[i]["ks_pvalue"] = pvalue
         for i, row in enumerate(rows):
             if row["count"]:
-                row["current_histogram"] = tuple(current[i, : self._columns[i].n_bins].tolist())
+                width = self._columns[i].test_bins.size
+                row["current_histogram"] = tuple(current[i, :width].tolist())
+                row["bins_used"] = int(((current[i, :width] + self._reference_bins[i, :width])
+                                        > 0).sum())
         present = current.sum(axis=1) > 0
         if present.any():
             distances = zip(
@@ -416,7 +477,9 @@ class DriftDetector:
             )
             for i, psi_, js_, tv_ in distances:
                 rows[i].update(psi=psi_, js_distance=js_, total_variation=tv_)
-        return [FeatureDrift(**row) for row in rows]
+        statistics = [FeatureDrift(**row) for row in rows]
+        fill_adjusted_pvalues(statistics)
+        return statistics
 
     # ------------------------------------------------------------------ replicas
     def merge(self, other: DriftDetector) -> DriftDetector:
@@ -497,6 +560,20 @@ def _numeric_statistics(
                              profile.cumulative_at(occupied - 1) / profile.n, counts, running)
     edges = np.append(profile.bin_first_slot, profile.n_slots)
     return statistic, bin_counts(edges, occupied, running)
+
+
+def _missing_statistics(profile: FeatureProfile, present: int, missing: int) -> dict[str, Any]:
+    """The missing share against the reference's: a 2x2 chi-square, PSI and JS of
+    [present, missing]; nothing while the window is empty."""
+    if present + missing == 0:
+        return {}
+    reference = np.array([profile.n, profile.missing], dtype=np.int64)
+    current = np.array([present, missing], dtype=np.int64)
+    statistic, dof = chi2_homogeneity(reference, current)
+    return {"missing_chi2": statistic if dof else None,
+            "missing_pvalue": chi2_pvalue(statistic, dof),
+            "missing_psi": float(psi(reference, current)),
+            "missing_js": float(js_distance(reference, current))}
 
 
 def _column_of(reference: Table, name: str) -> Any:

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driftloop.drift import codec
+from driftloop.drift.dispersion import Dispersion
 from driftloop.drift.errors import DriftFormatError, IncompatibleDetectorError
 from driftloop.drift.policy import AlarmState, DriftPolicy
 from driftloop.drift.profile import CategoricalProfile, FeatureProfile, NumericProfile
@@ -136,7 +137,9 @@ def dump(det: DriftDetector) -> bytes:
         "columns": columns,
         "has_output": det._output is not None,
         "policy": det.policy.to_dict(),
-        "alarm": {"streak": det._alarm.streak, "fired": det._alarm.fired},
+        "alarm": det._alarm.to_dict(),
+        "dispersion": det._dispersion.to_dict(),
+        "output_source": det.output_source,
         **meta,
     }
     return codec.pack(state, arrays)
@@ -177,8 +180,10 @@ def _restore(cls: type[DriftDetector], state: dict[str, Any],
     output = profiles.pop() if state["has_output"] else None
     det = cls(profiles, output=output, window=int(state["window"]), panes=int(state["panes"]),
               pane_seconds=state["pane_seconds"],
-              policy=policy or DriftPolicy.from_dict(state["policy"]), clock=clock)
-    det._alarm = AlarmState(int(state["alarm"]["streak"]), bool(state["alarm"]["fired"]))
+              policy=policy or DriftPolicy.from_dict(state["policy"]), clock=clock,
+              output_source=state.get("output_source"))
+    det._alarm = AlarmState.from_dict(state["alarm"])
+    det._dispersion = Dispersion.from_dict(len(det._columns), state.get("dispersion"))
     delta = _read_window(state, arrays, det._window.slot_sizes)
     for pane in delta.closed:
         det._window.insert(pane)

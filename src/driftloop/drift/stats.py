@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special, stats
+from scipy import special
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -140,6 +140,11 @@ def kolmogorov_sf(x: FloatArray, n: FloatArray) -> FloatArray:
     if todo.any():
         out[todo] = 1.0 - _pelz_good_cdf(x[todo], n[todo])
     if small.any():
+        # Imported here, not at the top: scipy.stats takes ~1 s to import on a busy machine,
+        # every server worker imports the drift core at start-up, and only this rare
+        # branch (small windows, or D in the small-n corner) needs it.
+        from scipy import stats  # noqa: PLC0415
+
         out[small] = stats.kstwo.sf(x[small], n[small])
     return np.asarray(np.clip(out, 0.0, 1.0))
 

@@ -13,6 +13,9 @@ from driftloop.evaluation.gate import (
     PairedSummary,
     ShadowGate,
 )
+from driftloop.evaluation.horizon import LabelHorizon, LabelShare, label_share
+from driftloop.evaluation.paired_f1 import PairedF1
+from driftloop.evaluation.rollback import RollbackWatch, WatchDecision
 from driftloop.evaluation.scores import BUILTIN_METRICS, Metric, metric
 from driftloop.evaluation.sequence import ConfidenceSequence
 
@@ -22,9 +25,15 @@ __all__ = [
     "GateConfig",
     "GateDecision",
     "HoldoutResult",
+    "LabelHorizon",
+    "LabelShare",
     "Metric",
+    "PairedF1",
     "PairedScores",
     "PairedSummary",
+    "RollbackWatch",
     "ShadowGate",
+    "WatchDecision",
+    "label_share",
     "metric",
 ]

@@ -43,11 +43,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from driftloop.evaluation.paired_f1 import PairedF1
 from driftloop.evaluation.scores import Label, Metric, Output
 from driftloop.evaluation.scores import metric as resolve_metric
 from driftloop.evaluation.sequence import ConfidenceSequence
 
 Verdict = Literal["promote", "reject", "continue"]
+_F1_PER_ROW = resolve_metric("f1").per_row
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class PairedSummary:
     upper: float
     candidate_failures: int
     champion_failures: int
+    units: str = "per request"
 
 
 class PairedScores:
@@ -73,6 +76,8 @@ class PairedScores:
     feed a :class:`ConfidenceSequence` at level ``alpha``. Failed outputs (None) score the
     metric's worst and are also counted, for the gate's error-rate guardrail.
     """
+
+    units = "per request"
 
     def __init__(self, metric: Metric | str, alpha: float) -> None:
         self.metric = resolve_metric(metric)
@@ -114,7 +119,10 @@ class PairedScores:
     def summary(self) -> PairedSummary:
         return PairedSummary(self.metric.name, self.sequence.alpha, self.n, self.mean,
                              self.lower, self.upper, self.candidate_failures,
-                             self.champion_failures)
+                             self.champion_failures, self.units)
+
+
+Pairs = PairedScores | PairedF1
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,10 @@ class GateConfig:
 
     - ``metric``: a built-in name or a :class:`Metric` (see :func:`~driftloop.evaluation.metric`).
     - ``min_delta``: the improvement the candidate must show, in *per-row* metric units
-      (for accuracy, a share of rows). Negative values make it a non-inferiority test.
+      (for accuracy, a share of rows), or in F1 for ``"f1"``, which is tested as F1 (see
+      :mod:`~driftloop.evaluation.paired_f1`). Negative values make it a non-inferiority
+      test. Metrics that are no mean over requests and have no sequential test (ROC AUC)
+      are refused, with the reason.
     - ``alpha``: two-sided level of the confidence sequence.
     - ``min_samples``: labelled pairs before any verdict, so that early luck and the
       error-rate guardrail's small-sample noise cannot decide.
@@ -135,6 +146,10 @@ class GateConfig:
       multiple of the champion's.
     - ``holdout_tolerance``: how far (in aggregate metric units) the candidate's holdout
       metric may trail the champion's and still pass.
+    - ``label_horizon_s``: a shadowed request joins the evidence only once it is this old,
+      so that its label had time to arrive whatever its outcome (see
+      :mod:`~driftloop.evaluation.horizon`). 0 pairs every labelled request at once, which
+      is biased when labels of one outcome arrive later than the other's.
     """
 
     metric: str | Metric = "accuracy"
@@ -146,6 +161,7 @@ class GateConfig:
     error_rate_slack: float = 0.01
     max_latency_ratio: float = 1.5
     holdout_tolerance: float = 0.0
+    label_horizon_s: float = 0.0
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -158,14 +174,18 @@ class GateConfig:
             ("max_latency_ratio", self.max_latency_ratio > 0.0, "must be > 0"),
             ("holdout_tolerance", 0.0 <= self.holdout_tolerance < math.inf,
              "must be finite and >= 0"),
+            ("label_horizon_s", 0.0 <= self.label_horizon_s < math.inf,
+             "must be finite and >= 0"),
         ]
         for name, ok, why in checks:
             if not ok:
                 raise ValueError(f"GateConfig.{name} {why}, got {getattr(self, name)!r}")
         try:
-            resolve_metric(self.metric)
+            resolved = resolve_metric(self.metric)
         except ValueError as exc:
             raise ValueError(f"GateConfig.metric: {exc}") from exc
+        if resolved.online_refusal is not None:
+            raise ValueError(f"GateConfig.metric {resolved.name!r}: {resolved.online_refusal}")
 
 
 @dataclass(frozen=True)
@@ -204,15 +224,18 @@ class ShadowGate:
         self.config = config or GateConfig()
         self.metric = resolve_metric(self.config.metric)
 
-    def paired_scores(self) -> PairedScores:
-        """An empty accumulator for this gate's metric and alpha."""
+    def paired_scores(self) -> Pairs:
+        """An empty accumulator for this gate's metric and alpha: the F1 test for ``"f1"``,
+        the per-request confidence sequence for every mean over requests."""
+        if self.metric.name == "f1" and self.metric.per_row is _F1_PER_ROW:
+            return PairedF1(self.config.alpha)
         return PairedScores(self.metric, self.config.alpha)
 
-    def decide(self, pairs: PairedScores | PairedSummary, elapsed_s: float) -> GateDecision:
+    def decide(self, pairs: Pairs | PairedSummary, elapsed_s: float) -> GateDecision:
         """The verdict after ``elapsed_s`` seconds of shadowing; safe to call after every
         label, since the confidence sequence is valid at any stopping time."""
         cfg = self.config
-        s = pairs.summary() if isinstance(pairs, PairedScores) else pairs
+        s = pairs if isinstance(pairs, PairedSummary) else pairs.summary()
         if (s.metric, s.alpha) != (self.metric.name, cfg.alpha):
             raise ValueError(f"pairs were scored with metric {s.metric!r} at alpha {s.alpha}, "
                              f"the gate uses {self.metric.name!r} at {cfg.alpha}")
@@ -221,6 +244,7 @@ class ShadowGate:
             "lower": s.lower, "upper": s.upper, "min_delta": cfg.min_delta,
             "alpha": cfg.alpha, "candidate_failures": s.candidate_failures,
             "champion_failures": s.champion_failures, "elapsed_s": elapsed_s,
+            "units": s.units,
         }
 
         def verdict(v: Verdict, reason: str) -> GateDecision:
@@ -235,11 +259,11 @@ class ShadowGate:
                                f"(champion: {champion_rate:.1%})")
             if s.lower > cfg.min_delta:
                 return verdict("promote", f"candidate beats the champion on {s.metric} by "
-                               f"at least {s.lower:.4g} per request (> {cfg.min_delta:g}) after "
+                               f"at least {s.lower:.4g} {s.units} (> {cfg.min_delta:g}) after "
                                f"{s.n} requests, at confidence {1 - cfg.alpha:g}")
             if s.upper < cfg.min_delta:
                 return verdict("reject", f"candidate cannot beat the champion on {s.metric} by "
-                               f"{cfg.min_delta:g} per request: at most {s.upper:.4g} after "
+                               f"{cfg.min_delta:g} {s.units}: at most {s.upper:.4g} after "
                                f"{s.n} requests, at confidence {1 - cfg.alpha:g}")
         if elapsed_s >= cfg.max_duration_s:
             return verdict("reject", f"inconclusive after {elapsed_s:.0f} s and {s.n} "

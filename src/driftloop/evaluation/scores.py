@@ -10,8 +10,11 @@ A :class:`Metric` has two faces:
   and candidate on the same requests through these; its confidence sequence needs
   bounded observations, which is why every per-row score has a documented range.
 
-F1 and ROC AUC are not means over rows, so their per-row face is the nearest bounded
-per-row score (accuracy, Brier); each built-in's docstring says which.
+F1 and ROC AUC are not means over rows. The online gate tests F1 as F1, through the
+means it is a monotone function of (:mod:`~driftloop.evaluation.paired_f1`); ROC AUC, a
+ranking of pairs of requests, has no such test here and is refused for the online gate
+(its holdout value is still computed). Their ``per_row`` faces (accuracy, Brier) are only
+per-request summaries, never what a verdict is decided on.
 
 Model outputs are ``{"prediction": label}``, ``{"prediction": label, "score": p}`` for a
 binary classifier (``p`` = probability of the second of the sorted classes, scikit-learn's
@@ -63,6 +66,8 @@ class Metric:
     per_row: PerRow
     low: float
     high: float
+    #: Why the online gate cannot test this metric (None: it can).
+    online_refusal: str | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
@@ -216,11 +221,14 @@ _CLASSIFICATION = {
     for m in (
         # Per row: 1 when right, 0 when wrong or failed.
         Metric("accuracy", True, _accuracy, _accuracy_row, 0.0, 1.0),
-        # Per row: F1 has no per-row form, so it falls back to per-row accuracy.
+        # Per row: F1 has no per-row form; the gate tests it with PairedF1 instead.
         Metric("f1", True, _f1, _accuracy_row, 0.0, 1.0),
         # Per row: minus the Brier error (p - 1{positive})^2, a proper score for the same
-        # probabilities that AUC ranks; -1 for a failed row.
-        Metric("roc_auc", True, _roc_auc, _brier_row, -1.0, 0.0),
+        # probabilities that AUC ranks; -1 for a failed row. Refused online.
+        Metric("roc_auc", True, _roc_auc, _brier_row, -1.0, 0.0, online_refusal=(
+            "ROC AUC ranks pairs of requests and is not a mean over requests, so the online "
+            "gate has no valid sequential test of it; gate on 'log_loss' (a proper score of "
+            "the same probabilities), 'f1' or 'accuracy'")),
         # Per row: the clipped log likelihood, in [ln 1e-6, ln(1 - 1e-6)].
         Metric("log_loss", False, _log_loss, _log_likelihood_row,
                math.log(LOG_LOSS_EPS), math.log1p(-LOG_LOSS_EPS)),

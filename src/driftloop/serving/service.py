@@ -104,7 +104,7 @@ class ModelService:
                                                 on_transition=self._wake_follower)
         self._looper: asyncio.Task[None] | None = None
         self._beater: asyncio.Task[None] | None = None
-        self._new_reference: tuple[pd.DataFrame, list[Any]] | None = None
+        self._new_reference: tuple[pd.DataFrame, list[Any], str] | None = None
         #: (time, seconds) of recent answered requests, and the failed ones: the dashboard's
         #: live latency and error rate (Prometheus has the full histograms).
         self.latencies: deque[tuple[float, float]] = deque(maxlen=20_000)
@@ -269,8 +269,8 @@ class ModelService:
         leader = self.leader
         if await asyncio.to_thread(leader.try_lead):
             if self._new_reference is not None:
-                frame, outputs = self._new_reference
-                await asyncio.to_thread(leader.detector.reset_reference, frame, outputs)
+                frame, outputs, source = self._new_reference
+                await asyncio.to_thread(leader.detector.reset_reference, frame, outputs, source)
                 self._new_reference = None
             evaluated = leader.evaluated_pane
             events = await asyncio.to_thread(leader.step)
@@ -346,13 +346,12 @@ class ModelService:
         frame = await asyncio.to_thread(self._reference_for, champion)
         model = self.router.champion
         assert model is not None
-        rows = [{str(k): plain_value(v) for k, v in row.items()}
-                for row in frame.to_dict(orient="records")]
-        outputs = [monitored_output(o)
-                   for o in await asyncio.to_thread(model.model.predict_batch, rows)]
+        outputs, source = await asyncio.to_thread(self._output_reference, champion,
+                                                  model.model, frame)
         detector = self.detector
         try:
-            await self.observer.on_thread(lambda: detector.reset_reference(frame, outputs))
+            await self.observer.on_thread(
+                lambda: detector.reset_reference(frame, outputs, source))
         except DriftInputError as exc:  # e.g. a feature constant in the new training data
             logger.warning("drift reference kept: v%d's training data cannot replace it (%s)",
                            champion.version, exc)
@@ -360,7 +359,7 @@ class ModelService:
         self.reference = frame
         self.alarms.clear()
         if self.leader is not None:
-            self._new_reference = (frame, outputs)
+            self._new_reference = (frame, outputs, source)
         logger.info("drift reference is now v%d's training data (%d rows)", champion.version,
                     len(frame))
 
@@ -436,6 +435,43 @@ class ModelService:
             frame = frame.sample(MAX_REFERENCE_ROWS, random_state=0)
         return frame.reset_index(drop=True)
 
+    def _output_reference(self, champion: ModelVersion, model: ServedModel,
+                          reference: pd.DataFrame) -> tuple[list[Any], str]:
+        """The champion's outputs on rows it was not fit on, and which rows they are.
+
+        Outputs on its own training rows are more confident than on any new traffic for a
+        model that fits its training data closely (a default random forest: the output
+        looked drifted at every evaluation, and each retrain rebuilt the same trap), so:
+        the snapshot's holdout; else ``output_reference`` (rows the user knows the model
+        was not fit on); else, as a last resort, the reference rows, and the source says
+        that the output's drift is then not to be trusted.
+        """
+        frame, source = self._holdout_rows(champion)
+        if frame is None:
+            frame, source = reference, (
+                f"the reference rows ({len(reference)}); they may include the rows the model "
+                "was fit on, so an overfit model's output will look drifted: set "
+                "output_reference (DRIFTLOOP_OUTPUT_REFERENCE) to rows it was not fit on")
+        drop = {self.settings.label_column, *self.settings.ignore_columns}
+        rows = [{str(k): plain_value(v) for k, v in row.items() if k not in drop}
+                for row in frame.to_dict(orient="records")]
+        return [monitored_output(o) for o in model.predict_batch(rows)], source
+
+    def _holdout_rows(self, champion: ModelVersion) -> tuple[pd.DataFrame | None, str]:
+        if champion.dataset_id:
+            store = SnapshotStore.for_registry(self.registry)
+            holdout = pd.read_parquet(store.get(champion.dataset_id).holdout_path)
+            if len(holdout):
+                if len(holdout) > MAX_REFERENCE_ROWS:
+                    holdout = holdout.sample(MAX_REFERENCE_ROWS, random_state=0)
+                return holdout, (f"holdout of snapshot {champion.dataset_id} ({len(holdout)} "
+                                 f"rows v{champion.version} was not fit on)")
+        if self.settings.output_reference is not None:
+            frame = read_table(self.settings.output_reference).to_pandas()
+            return frame, (f"output_reference {self.settings.output_reference} "
+                           f"({len(frame)} rows)")
+        return None, ""
+
     def _rows(self, n: int) -> list[dict[str, Any]]:
         assert self.reference is not None
         return [{str(k): plain_value(v) for k, v in row.items()}
@@ -444,15 +480,15 @@ class ModelService:
     async def _build_detector(self) -> DriftDetector:
         assert self.reference is not None and self.router.champion is not None
         champion = self.router.champion
-        rows = [{str(k): v for k, v in row.items()}
-                for row in self.reference.to_dict(orient="records")]
-        outputs = await asyncio.to_thread(champion.model.predict_batch, rows)
-        return reference_detector(self.reference, [monitored_output(o) for o in outputs],
-                                  self.settings)
+        version = await asyncio.to_thread(self.registry.get_version, self.name,
+                                          champion.version)
+        outputs, source = await asyncio.to_thread(self._output_reference, version,
+                                                  champion.model, self.reference)
+        return reference_detector(self.reference, outputs, self.settings, source)
 
 
 def reference_detector(reference: pd.DataFrame, outputs: list[Any] | None,
-                       settings: Settings) -> DriftDetector:
+                       settings: Settings, output_source: str | None = None) -> DriftDetector:
     """The drift detector the server builds on a champion's reference data (``driftloop
     models push`` builds it too, to refuse data it would fail on before writing anything).
 
@@ -464,8 +500,9 @@ def reference_detector(reference: pd.DataFrame, outputs: list[Any] | None,
                 and not pd.api.types.is_bool_dtype(reference[name])
                 and reference[name].nunique(dropna=True) <= 1]
     return DriftDetector.from_reference(
-        reference, output=outputs, categorical=constant, window=settings.drift_window,
-        panes=settings.drift_panes, pane_seconds=settings.pane_seconds)
+        reference, output=outputs, output_source=output_source, categorical=constant,
+        window=settings.drift_window, panes=settings.drift_panes,
+        pane_seconds=settings.pane_seconds)
 
 
 def _feature_specs(frame: pd.DataFrame) -> list[FeatureSpec]:

@@ -42,7 +42,13 @@ from sqlalchemy.exc import OperationalError
 from driftloop.config import Settings
 from driftloop.data.predictions import PredictionLog
 from driftloop.data.snapshots import EVENT_TIMESTAMP, SnapshotStore
-from driftloop.evaluation import GateConfig, ShadowGate
+from driftloop.evaluation import (
+    GateConfig,
+    LabelHorizon,
+    RollbackWatch,
+    ShadowGate,
+    WatchDecision,
+)
 from driftloop.events import EventBus
 from driftloop.models.served import plain_value, served
 from driftloop.registry import ModelRegistry, ModelVersion
@@ -103,44 +109,56 @@ class LabelReader:
 
 
 class ShadowTally:
-    """The paired evidence of one shadow phase, grown from each new batch of labels."""
+    """The paired evidence of one shadow phase, grown from each new batch of labels.
 
-    def __init__(self, gate: ShadowGate, reader: LabelReader, candidate: int) -> None:
+    A labelled pair joins the evidence only once its request is ``label_horizon_s`` seconds
+    old (:class:`~driftloop.evaluation.LabelHorizon`), so that labels that arrive late for
+    one outcome do not bias it. The champion's own per-request scores also feed a
+    confidence sequence: the baseline the post-promotion watch compares against."""
+
+    def __init__(self, gate: ShadowGate, reader: LabelReader, candidate: int,
+                 rollback_alpha: float = 0.05) -> None:
         self.reader, self.candidate = reader, candidate
         self.pairs = gate.paired_scores()
         self.per_row = gate.metric.per_row
         self.sums = {"champion": 0.0, "candidate": 0.0}
+        self.horizon = LabelHorizon(gate.config.label_horizon_s)
+        self.baseline = RollbackWatch.baseline_sequence(gate.metric, rollback_alpha)
 
-    def update(self) -> dict[str, Any]:
+    def update(self, now: float) -> dict[str, Any]:
         frame = self.reader.new_rows()
         mirrored = frame[frame["shadow"].map(
             lambda s: isinstance(s, dict) and s.get("version") == self.candidate)
             & (frame["slot"] == "champion")]
-        champion, labels = list(mirrored["output"]), list(mirrored["label"])
-        candidate = [s.get("output") for s in mirrored["shadow"]]
+        times = [t.timestamp() for t in pd.to_datetime(mirrored["ts"], utc=True)]
+        self.horizon.add(times, list(mirrored["output"]),
+                         [s.get("output") for s in mirrored["shadow"]], list(mirrored["label"]))
+        champion, candidate, labels = self.horizon.release(now)
         self.pairs.extend(champion, candidate, labels)
-        for name, outputs in (("champion", champion), ("candidate", candidate)):
-            self.sums[name] += sum(self.per_row(o, y) for o, y in zip(outputs, labels,
-                                                                      strict=True))
+        champion_scores = [self.per_row(o, y) for o, y in zip(champion, labels, strict=True)]
+        self.baseline.extend(champion_scores)
+        self.sums["champion"] += sum(champion_scores)
+        self.sums["candidate"] += sum(self.per_row(o, y)
+                                      for o, y in zip(candidate, labels, strict=True))
         n = self.pairs.n
-        return {f"{name}_score": total / n if n else None for name, total in self.sums.items()}
+        return {**{f"{name}_score": total / n if n else None
+                   for name, total in self.sums.items()},
+                "champion_lower": self.baseline.lower, "champion_upper": self.baseline.upper,
+                "awaiting_label_horizon": self.horizon.pending}
 
 
 class LiveTally:
-    """The per-row metric of the requests ``version`` answered as champion, grown likewise."""
+    """The requests ``version`` answered as champion, fed to its rollback watch."""
 
-    def __init__(self, gate: ShadowGate, reader: LabelReader, version: int) -> None:
-        self.reader, self.version, self.per_row = reader, version, gate.metric.per_row
-        self.n, self.total = 0, 0.0
+    def __init__(self, watch: RollbackWatch, reader: LabelReader, version: int) -> None:
+        self.reader, self.version, self.watch = reader, version, watch
 
-    def update(self) -> tuple[int, float | None]:
+    def update(self) -> WatchDecision:
         frame = self.reader.new_rows()
         served_by = frame[(frame["model_version"] == self.version)
                           & (frame["slot"] == "champion")]
-        self.n += len(served_by)
-        self.total += sum(self.per_row(o, y) for o, y in zip(served_by["output"],
-                                                             served_by["label"], strict=True))
-        return self.n, self.total / self.n if self.n else None
+        self.watch.extend(list(served_by["output"]), list(served_by["label"]))
+        return self.watch.decide()
 
 
 class RetrainOrchestrator:
@@ -163,7 +181,8 @@ class RetrainOrchestrator:
             alpha=settings.gate_alpha, min_samples=settings.min_samples,
             max_duration_s=settings.shadow_max_duration,
             max_error_rate_ratio=settings.max_error_rate_ratio,
-            max_latency_ratio=settings.max_latency_ratio))
+            max_latency_ratio=settings.max_latency_ratio,
+            label_horizon_s=settings.label_horizon))
         self.bus = bus or EventBus()
         self.clock = clock
         self.on_transition = on_transition
@@ -391,8 +410,9 @@ class RetrainOrchestrator:
         assert candidate is not None
         started = float(run.evidence["shadow_started_at"])
         tally = self._tally(f"{run.id}:shadow", lambda: ShadowTally(
-            self.gate, LabelReader(self.log, self.name, started), candidate))
-        scores = await asyncio.to_thread(tally.update)
+            self.gate, LabelReader(self.log, self.name, started), candidate,
+            self.settings.rollback_alpha))
+        scores = await asyncio.to_thread(tally.update, self.clock())
         decision = self.gate.decide(tally.pairs, self.clock() - started)
         shadow = {**decision.evidence, **scores, "verdict": decision.verdict,
                   "reason": decision.reason, "candidate_version": candidate}
@@ -417,30 +437,42 @@ class RetrainOrchestrator:
                                    reason=decision.reason, evidence=evidence)
 
     async def _watch(self, run: Run) -> Run:
-        """After promotion: roll back if the new champion does worse live than the old one
-        did on the shadow traffic, by more than ``rollback_delta``."""
+        """After promotion: roll back when the new champion is shown worse live than the
+        old one was on the shadow traffic, by more than ``rollback_delta``, at error level
+        ``rollback_alpha`` (:class:`~driftloop.evaluation.RollbackWatch`)."""
         assert run.candidate_version is not None
         promoted_at = float(run.evidence["promoted_at"])
         version = run.candidate_version
+        shadow = run.evidence.get("shadow", {})
+        before = shadow.get("champion_score")
+        baseline = (shadow.get("champion_lower", before), shadow.get("champion_upper", before))
+        if before is None or None in baseline:
+            return await self._advance(run, COOLDOWN, "watch skipped: no shadow baseline",
+                                       evidence=run.evidence)
         tally = self._tally(f"{run.id}:watch", lambda: LiveTally(
-            self.gate, LabelReader(self.log, self.name, promoted_at), version))
-        n, live = await asyncio.to_thread(tally.update)
-        before = run.evidence.get("shadow", {}).get("champion_score")
-        watch = {"n": n, "live_score": live, "previous_champion_score": before,
-                 "rollback_delta": self.settings.rollback_delta}
-        evidence = {**run.evidence, "watch": watch}
-        if n >= self.settings.watch_samples and before is not None and live is not None:
-            if live < before - self.settings.rollback_delta:
-                reason = (f"live {self.gate.metric.name} {live:.4g} of v"
-                          f"{run.candidate_version} trails the previous champion's "
-                          f"{before:.4g} by more than {self.settings.rollback_delta:g}")
-                await asyncio.to_thread(self.registry.rollback, self.name, actor=ACTOR,
-                                        reason=reason)
-                return await self._advance(run, COOLDOWN, f"rolled back: {reason}",
-                                           outcome="rolled_back", reason=reason,
-                                           evidence=evidence)
-            return await self._advance(run, COOLDOWN, f"watch passed over {n} labels",
+            RollbackWatch(self.gate.metric, self.settings.rollback_alpha,
+                          self.settings.rollback_delta, baseline,
+                          min_samples=self.settings.watch_samples),
+            LabelReader(self.log, self.name, promoted_at), version))
+        decision = await asyncio.to_thread(tally.update)
+        n = decision.n
+        watch = {"n": n, "live_score": decision.live_mean, "live_lower": decision.live_lower,
+                 "live_upper": decision.live_upper,
+                 "previous_champion_score": before, "previous_champion_bounds": baseline,
+                 "rollback_delta": self.settings.rollback_delta,
+                 "rollback_alpha": self.settings.rollback_alpha, "verdict": decision.verdict,
+                 "reason": decision.reason}
+        evidence = {**run.evidence, "watch": _finite_dict(watch)}
+        if decision.verdict == "rollback":
+            reason = f"v{version}: {decision.reason}"
+            await asyncio.to_thread(self.registry.rollback, self.name, actor=ACTOR,
+                                    reason=reason)
+            return await self._advance(run, COOLDOWN, f"rolled back: {reason}",
+                                       outcome="rolled_back", reason=reason,
                                        evidence=evidence)
+        if decision.verdict == "keep":
+            return await self._advance(run, COOLDOWN, f"watch passed over {n} labels: "
+                                       f"{decision.reason}", evidence=evidence)
         if self.clock() - promoted_at >= self.settings.watch_duration:
             return await self._advance(run, COOLDOWN, "watch ended (duration)",
                                        evidence=evidence)
