@@ -25,6 +25,7 @@ from tests.s3_standin import ACCESS_KEY, SECRET_KEY, S3StandIn, aws_environment,
 
 from driftloop import db
 from driftloop.data.snapshots import SnapshotIntegrityError, SnapshotStore
+from driftloop.models.base import adapter_named
 from driftloop.objectstore import UnsupportedLocationError
 from driftloop.registry import ArtifactIntegrityError, ModelRegistry
 
@@ -155,7 +156,8 @@ def test_garbage_collection_deletes_only_unreferenced_old_objects(
     reg = replica(db_url, bucket, tmp_path / "a")
     kept = reg.push_candidate("churn", small_model())
     # a push killed between its upload and its row: an object no row references
-    orphan = reg.artifacts.write("churn", 99, small_model(1), reg.adapters[0])
+    sklearn = adapter_named("sklearn", reg.adapters)
+    orphan = reg.artifacts.write("churn", 99, small_model(1), sklearn)
     assert f"ml/{orphan.path}.tar" in s3.keys(bucket)
     assert reg.collect_garbage(older_than=3600) == []  # young: may be a push in progress
     # and a multipart upload that never completed: invisible, but its parts take space

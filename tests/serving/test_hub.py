@@ -3,7 +3,6 @@ a client that falls behind is resynchronised with a snapshot."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -155,8 +154,8 @@ def test_a_late_client_and_a_restarted_server_tell_the_whole_drift_story(
 def test_a_follower_worker_serves_the_drift_leaders_history(db_url: str, tmp_path: Path) -> None:
     """Two workers of one model on one database: only the drift leader evaluates and
     records, and a client that reaches the other worker is told the same story."""
-    settings = dataclasses.replace(served_settings_in(tmp_path, database_url=db_url),
-                                   pane_seconds=1.0)
+    settings = served_settings_in(tmp_path, database_url=db_url).model_copy(
+        update={"pane_seconds": 1.0})
     with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
         services = [c.app.state.service for c in (first, second)]  # type: ignore[attr-defined]
         _until(lambda: sum(s.leader.is_leader for s in services) == 1, "one drift leader")

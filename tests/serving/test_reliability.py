@@ -3,7 +3,6 @@ refused batches, retention, on both backends."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 import uuid
@@ -129,7 +128,7 @@ def test_an_unreachable_database_gives_503_with_retry_after(settings: Settings) 
 
 
 def test_a_refused_batch_leaves_no_trace(settings: Settings) -> None:
-    small = dataclasses.replace(settings, max_queue=100, max_batch=8)
+    small = settings.model_copy(update=dict(max_queue=100, max_batch=8))
     rows = [{"features": r, "request_id": f"b-{i}"} for i, r in enumerate(example_rows(150))]
     with TestClient(create_app(small)) as client:
         refused = client.post("/predict/batch", json={"rows": rows})
@@ -143,7 +142,7 @@ def test_a_refused_batch_leaves_no_trace(settings: Settings) -> None:
 
 
 def test_retention_prunes_by_rows_and_reports_the_log_size(settings: Settings) -> None:
-    capped = dataclasses.replace(settings, retention_rows=30, retention_interval=3600)
+    capped = settings.model_copy(update=dict(retention_rows=30, retention_interval=3600))
     with TestClient(create_app(capped)) as client:
         rows = [{"features": r, "request_id": f"r-{i}"} for i, r in enumerate(example_rows(50))]
         assert client.post("/predict/batch", json={"rows": rows}).status_code == 200

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import stat
 from pathlib import Path
 
@@ -28,21 +27,21 @@ ADMIN = {"Authorization": "Bearer s3cret"}
 
 def test_without_a_token_admin_routes_are_disabled_unless_insecure(
         served_settings: Settings) -> None:
-    closed = dataclasses.replace(served_settings, admin_token=None)
+    closed = served_settings.model_copy(update=dict(admin_token=None))
     with TestClient(create_app(closed)) as client:
         for response in (client.post("/api/rollback"), client.post("/api/retrain"),
                          client.put("/api/traffic", json={"mode": "off"}),
                          client.post("/api/models/1/promote")):
             assert response.status_code == 403, response.text
             assert "no admin token" in response.json()["error"]["message"]
-    opened = dataclasses.replace(closed, insecure_no_admin_auth=True)
+    opened = closed.model_copy(update=dict(insecure_no_admin_auth=True))
     with TestClient(create_app(opened)) as client:
         assert client.put("/api/traffic", json={"mode": "off"}).status_code == 200
 
 
 def test_cross_origin_state_changes_and_websockets_are_refused(
         served_settings: Settings) -> None:
-    allowed = dataclasses.replace(served_settings, allowed_origins=("https://ops.example",))
+    allowed = served_settings.model_copy(update=dict(allowed_origins=("https://ops.example",)))
     row = {"features": example_rows(1)[0]}
     with TestClient(create_app(allowed), base_url="http://testserver") as client:
         evil = {"Origin": "https://evil.example"}
