@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from driftloop.models.served import ServedModel
-from driftloop.serving.batching import BatchingQueue
+from driftloop.serving.batching import BatchingQueue, QueueFullError
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class RouterCounters:
     candidate_timeouts: int = 0
     fallbacks: int = 0
     mirrored: int = 0
+    mirrors_shed: int = 0  # mirrors the candidate's admission control refused
     swaps: int = 0
     by_slot: dict[str, int] = field(default_factory=lambda: {CHAMPION: 0, CANDIDATE: 0})
 
@@ -193,8 +194,15 @@ class AdaptiveAgentRouter:
         return routed
 
     async def _mirror(self, slot: Slot, row: Mapping[str, Any]) -> Any:
+        """The mirrored answer, None when the candidate failed. A mirror shed by the
+        candidate's admission control (its queue is full or too slow to wait for) is no
+        candidate failure: the task ends cancelled and the request is logged unmirrored,
+        so load on a slow candidate never reads as errors in its shadow evidence."""
         try:
             return await asyncio.wait_for(slot.queue.submit(row), self.candidate_timeout)
+        except QueueFullError:
+            self.counters.mirrors_shed += 1
+            raise asyncio.CancelledError from None
         except Exception as exc:
             if slot.name == CANDIDATE:
                 self._count_candidate_failure(exc)
