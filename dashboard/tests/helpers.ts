@@ -1,4 +1,5 @@
 import type { Frame, Snapshot } from "../src/protocol";
+import type { SocketLike } from "../src/useReconnectingSocket";
 import { useDashboard } from "../src/store";
 import fixture from "./fixtures/snapshot.json";
 
@@ -28,4 +29,16 @@ export function loadSnapshot(): Snapshot {
 
 export function apply(frame: Frame): void {
   useDashboard.getState().apply(frame);
+}
+
+/** A socket the test plays the server of: the last one made is `ServerSocket.last`. */
+export class ServerSocket implements SocketLike {
+  static last: ServerSocket | null = null;
+  onopen: ((event: Event) => void) | null = null;
+  onmessage: ((event: MessageEvent) => void) | null = null;
+  onclose: ((event: CloseEvent) => void) | null = null;
+  constructor(readonly url: string) {
+    ServerSocket.last = this;
+  }
+  close() {}
 }

@@ -7,13 +7,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.processes import cpu_burners, start_server
+from tests.e2e.processes import cpu_burners, start_server, wait_for
 from tests.training.helpers import SHIFT, loop_settings, loop_stream, serve_traffic
 
 from driftloop.data.predictions import PredictionLog
@@ -52,7 +51,7 @@ def test_ctrl_c_prints_the_summary_so_far_and_the_data_folder(tmp_path: Path) ->
         demo = subprocess.Popen([str(exe), "demo", "--headless", "--port", "0", "--data-dir",
                                  str(tmp_path)], stdout=sink, stderr=subprocess.STDOUT)
         try:
-            _wait(lambda: "replayed" in log.read_text() or demo.poll() is not None, 180,
+            wait_for(lambda: "replayed" in log.read_text() or demo.poll() is not None, 180,
                   "the replay to start")
             demo.send_signal(signal.SIGINT)
             code = demo.wait(timeout=60)
@@ -77,14 +76,6 @@ def _past_training(url: str, run_id: str) -> dict[str, Any] | None:
     return None if run["state"] in ("SNAPSHOTTING", "TRAINING") else run
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow
@@ -107,12 +98,12 @@ def test_sigkill_during_training_ends_the_run_consistently_and_loses_nothing(
         assert {a["model_version"] for a in answers["predictions"]} == {1}
         labels = stream.labels.iloc[SHIFT + 900:SHIFT + 1000].tolist()
         log = PredictionLog(create_engine(settings.database_url))
-        _wait(lambda: log.get("live-99") is not None, 30, "the live predictions to be logged")
+        wait_for(lambda: log.get("live-99") is not None, 30, "the live predictions to be logged")
         client.post("/feedback/batch", json={"items": [
             {"request_id": f"live-{i}", "label": y} for i, y in enumerate(labels)]})
         run_id = client.post("/api/retrain", headers=ADMIN,
                              json={"reason": "kill test"}).json()["run_id"]
-        _wait(lambda: _state(url)["loop"]["state"] == "TRAINING", 60, "TRAINING")
+        wait_for(lambda: _state(url)["loop"]["state"] == "TRAINING", 60, "TRAINING")
     before = (log.count(), log.count(labelled=True))
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -121,7 +112,7 @@ def test_sigkill_during_training_ends_the_run_consistently_and_loses_nothing(
     try:
         assert httpx.post(f"{url}/predict", json={"features": rows[0]}, timeout=10
                           ).json()["model_version"] == 1  # the champion serves at once
-        run = _wait(lambda: _past_training(url, run_id), 120, "the run to leave TRAINING")
+        run = wait_for(lambda: _past_training(url, run_id), 120, "the run to leave TRAINING")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import httpx
 import psycopg
 import pytest
 from tests.conftest import POSTGRES_DSN
+from tests.e2e.processes import wait_for
 from tests.netproxy import free_port
 from tests.s3_standin import aws_environment, s3_standin
 from tests.served_model import FEATURES, cancer_frame, pipeline
@@ -228,14 +229,6 @@ def pg_schema() -> Iterator[str]:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _run(url: str, run_id: str) -> dict[str, Any]:
@@ -281,11 +274,11 @@ def test_three_replicas_survive_a_killed_leader_and_a_rolling_restart(
                 replica.wait_ready()
             balancer = _haproxy(tmp_path, lb_port, replicas)
             lb = f"http://127.0.0.1:{lb_port}"
-            _wait(lambda: _get_ok(f"{lb}/readyz"), 30, "the balancer")
+            wait_for(lambda: _get_ok(f"{lb}/readyz"), 30, "the balancer")
             load, watch = Load(lb, rows, labels), DriftWatch(lb)
             load.start()
             watch.start()
-            leader_pid = _wait(watch.leader_pid, 60, "a drift leader")
+            leader_pid = wait_for(watch.leader_pid, 60, "a drift leader")
             by_pid = {r.proc.pid: r for r in replicas if r.proc is not None}
             assert leader_pid in by_pid, (leader_pid, list(by_pid))
 
@@ -293,7 +286,7 @@ def test_three_replicas_survive_a_killed_leader_and_a_rolling_restart(
             run_id = httpx.post(f"{lb}/api/retrain", headers=ADMIN, timeout=10,
                                 json={"reason": "replica test"}).json()["run_id"]
             assert run_id
-            _wait(lambda: _run(lb, run_id)["state"] == "TRAINING", 90, "the run to train")
+            wait_for(lambda: _run(lb, run_id)["state"] == "TRAINING", 90, "the run to train")
             leader_pid = watch.leader_pid()
             victim = by_pid[leader_pid]
             before = load.snapshot()
@@ -307,8 +300,8 @@ def test_three_replicas_survive_a_killed_leader_and_a_rolling_restart(
                         return t - lag  # the new leader's first step
                 return None
 
-            took_over_at = _wait(new_leader, 4 * FAILOVER_BOUND_S + 20, "a new leader")
-            run = _wait(lambda: _moved_on(lb, run_id, killed_at), 120,
+            took_over_at = wait_for(new_leader, 4 * FAILOVER_BOUND_S + 20, "a new leader")
+            run = wait_for(lambda: _moved_on(lb, run_id, killed_at), 120,
                         "the run to resume or end on the new leader")
             time.sleep(3)  # the merged report keeps advancing after the failover
             after = load.snapshot()
@@ -346,7 +339,7 @@ def test_three_replicas_survive_a_killed_leader_and_a_rolling_restart(
                 "seconds": round(time.time() - started, 1),
             }
             assert after.failed == before.failed, after.errors[-10:]
-            _wait(lambda: watch.samples[-1][2] is not None and watch.samples[-1][2] < 5, 30,
+            wait_for(lambda: watch.samples[-1][2] is not None and watch.samples[-1][2] < 5, 30,
                   "the drift report to advance after the restart")
         finally:
             for part in (load, watch):

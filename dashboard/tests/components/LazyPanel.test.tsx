@@ -1,18 +1,6 @@
 import { act, fireEvent, render, screen } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { SocketLike } from "../../src/useReconnectingSocket";
-import { snapshotFrame } from "../helpers";
-
-class ServerSocket implements SocketLike {
-  static last: ServerSocket | null = null;
-  onopen: ((event: Event) => void) | null = null;
-  onmessage: ((event: MessageEvent) => void) | null = null;
-  onclose: ((event: CloseEvent) => void) | null = null;
-  constructor(readonly url: string) {
-    ServerSocket.last = this;
-  }
-  close() {}
-}
+import { ServerSocket, snapshotFrame } from "../helpers";
 
 afterEach(() => {
   vi.doUnmock("../../src/panels/LineagePanel");

@@ -4,19 +4,7 @@ import { App } from "../../src/App";
 import { PanelBoundary } from "../../src/components/PanelBoundary";
 import type { Lineage } from "../../src/protocol";
 import { useDashboard } from "../../src/store";
-import type { SocketLike } from "../../src/useReconnectingSocket";
-import { snapshotFrame } from "../helpers";
-
-class ServerSocket implements SocketLike {
-  static last: ServerSocket | null = null;
-  onopen: ((event: Event) => void) | null = null;
-  onmessage: ((event: MessageEvent) => void) | null = null;
-  onclose: ((event: CloseEvent) => void) | null = null;
-  constructor(readonly url: string) {
-    ServerSocket.last = this;
-  }
-  close() {}
-}
+import { ServerSocket, snapshotFrame } from "../helpers";
 
 // React reports caught render errors on the console; the boundary logs them too.
 beforeEach(() => {

@@ -1,19 +1,7 @@
 import { act, fireEvent, render, screen } from "@testing-library/react";
 import { describe, expect, it } from "vitest";
 import { App } from "../../src/App";
-import type { SocketLike } from "../../src/useReconnectingSocket";
-import { snapshotFrame } from "../helpers";
-
-class ServerSocket implements SocketLike {
-  static last: ServerSocket | null = null;
-  onopen: ((event: Event) => void) | null = null;
-  onmessage: ((event: MessageEvent) => void) | null = null;
-  onclose: ((event: CloseEvent) => void) | null = null;
-  constructor(readonly url: string) {
-    ServerSocket.last = this;
-  }
-  close() {}
-}
+import { ServerSocket, snapshotFrame } from "../helpers";
 
 describe("App", () => {
   it("connects, shows the snapshot's figures and switches panels", () => {
