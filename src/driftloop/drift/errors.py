@@ -20,5 +20,24 @@ class DriftFormatError(ValueError):
     """Bytes given to :meth:`DriftDetector.from_bytes` are not a valid detector state."""
 
 
+class DriftFormatVersionError(DriftFormatError):
+    """The bytes are in a format version this code does not read. ``newer``: a newer
+    driftloop wrote them (a rolling upgrade half done), which a reader should say loudly."""
+
+    def __init__(self, found: int, readable: tuple[int, ...]) -> None:
+        self.found, self.readable = found, readable
+        known = ", ".join(map(str, readable))
+        if self.newer:
+            message = (f"detector state version {found} is newer than this driftloop reads "
+                       f"(versions {known}): a newer driftloop wrote it; upgrade this one")
+        else:
+            message = f"detector state version {found} is not supported (reads {known})"
+        super().__init__(message)
+
+    @property
+    def newer(self) -> bool:
+        return self.found > max(self.readable)
+
+
 class IncompatibleDetectorError(ValueError):
     """Two detectors cannot be merged: different references or window settings."""
