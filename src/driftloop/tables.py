@@ -8,10 +8,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from driftloop.errors import InputError
+
 SUFFIXES = (".parquet", ".pq", ".csv")
 
 
-class TableReadError(ValueError):
+class TableReadError(InputError):
     """A table could not be read; the message names the file and what to do."""
 
 

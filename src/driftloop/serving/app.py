@@ -49,6 +49,7 @@ from driftloop.data.predictions import (
     unstorable,
 )
 from driftloop.data.retention import Retention
+from driftloop.errors import DriftloopError
 from driftloop.registry import ModelNotFoundError, PromotionConflictError
 from driftloop.serving import auth
 from driftloop.serving.batching import QueueFullError
@@ -77,7 +78,7 @@ UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.Disconnect
                sa_exc.TimeoutError)
 
 
-class ApiError(Exception):
+class ApiError(DriftloopError):
     def __init__(self, status: int, message: str, field: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message)

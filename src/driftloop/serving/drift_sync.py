@@ -78,6 +78,7 @@ from driftloop import db
 from driftloop.drift import DriftDetector, DriftEvent, DriftReport
 from driftloop.drift.errors import DriftFormatError, IncompatibleDetectorError
 from driftloop.drift.state import WindowDelta, load_window
+from driftloop.errors import ConflictError
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ _PG_SESSION_SETTINGS = (
 LEASE_SAFETY = 0.8
 
 
-class LeadershipLostError(RuntimeError):
+class LeadershipLostError(ConflictError, RuntimeError):
     """The lease this leader held has another holder (or expired): its write is refused."""
 
 
