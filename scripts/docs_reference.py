@@ -204,7 +204,9 @@ def api_page(document: dict[str, Any]) -> str:
         "are the model's own: one field per feature of the reference data, typed from it.",
         "The schemas below come from a server for three features of scikit-learn's wine",
         "data (`alcohol`, `magnesium`, `hue`). Errors are",
-        '`{"error": {"message": ..., "field": ...}}` with a 4xx status naming the field.',
+        '`{"error": {"status": ..., "message": ..., "field": ...}}`: a 4xx naming the field '
+        "when the request is at fault, a 500 when the server is "
+        "([which errors get which status](serving.md)).",
         "",
         "| method | path | what | request body | responses |",
         "|---|---|---|---|---|",

@@ -17,6 +17,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "batch_report": "driftloop.drift",
+    "batch_report_files": "driftloop.tables",
     "DriftDetector": "driftloop.drift",
     "DriftEvent": "driftloop.drift",
     "DriftPolicy": "driftloop.drift",
@@ -28,7 +30,8 @@ _LAZY = {
 }
 
 __all__ = ["AdaptiveAgentRouter", "DriftDetector", "DriftEvent", "DriftPolicy", "DriftReport",
-           "ModelRegistry", "RetrainOrchestrator", "ShadowGate"]
+           "ModelRegistry", "RetrainOrchestrator", "ShadowGate", "batch_report",
+           "batch_report_files"]
 
 
 def __getattr__(name: str) -> Any:

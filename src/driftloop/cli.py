@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from driftloop.config import Settings
-    from driftloop.drift import DriftPolicy, DriftReport
+    from driftloop.drift import DriftReport
     from driftloop.registry import ModelRegistry
 
 FORMATS = ("text", "json", "html")
@@ -120,7 +120,7 @@ def drift_report(
         driftloop drift-report train.parquet today.csv -o drift.html
     """
     from driftloop.drift import DriftInputError, DriftPolicy  # noqa: PLC0415
-    from driftloop.tables import TableReadError  # noqa: PLC0415
+    from driftloop.tables import TableReadError, batch_report_files  # noqa: PLC0415
 
     fmt = fmt or _format_from_suffix(out)
     chosen: dict[str, Any] = {"alpha": alpha, "correction": correction, "effect": effect,
@@ -128,9 +128,9 @@ def drift_report(
     try:
         policy = DriftPolicy(**{k: v for k, v in chosen.items() if v is not None},
                              min_fill=0.0, min_count=1, consecutive=1)
-        report = batch_report(reference, current, categorical=categorical, numeric=numeric,
-                              output_column=output_column, ignore=ignore, psi_bins=psi_bins,
-                              policy=policy)
+        report = batch_report_files(reference, current, categorical=categorical,
+                                    numeric=numeric, output_column=output_column,
+                                    ignore=ignore, psi_bins=psi_bins, policy=policy)
     except (TableReadError, DriftInputError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if fmt == "text" and out is None:
@@ -144,48 +144,6 @@ def drift_report(
         _emit(_render(report, fmt), out)
     if fail_on_drift and report.drifted:
         sys.exit(EXIT_DRIFT)
-
-
-def batch_report(
-    reference: Path,
-    current: Path,
-    *,
-    categorical: tuple[str, ...] = (),
-    numeric: tuple[str, ...] = (),
-    output_column: str | None = None,
-    ignore: tuple[str, ...] = (),
-    psi_bins: int = 10,
-    policy: DriftPolicy | None = None,
-) -> DriftReport:
-    """The drift report of two files: CURRENT as one window against REFERENCE."""
-    from driftloop.drift import DriftDetector, DriftInputError  # noqa: PLC0415
-    from driftloop.tables import read_table  # noqa: PLC0415
-
-    ref, cur = read_table(reference), read_table(current)
-    skip = {*ignore, *([output_column] if output_column else [])}
-    for name in sorted(skip):
-        if name not in ref.column_names:
-            raise DriftInputError(f"not a column of {reference}", feature=name)
-    features = [c for c in ref.column_names if c not in skip]
-    missing = [c for c in [*features, *skip - set(ignore)] if c not in cur.column_names]
-    if missing:
-        raise DriftInputError(f"not a column of {current}", feature=missing[0])
-    if cur.num_rows == 0:
-        raise ValueError(f"{current}: the file has no rows")
-    detector = DriftDetector.from_reference(
-        ref,
-        features=features,
-        output=ref.column(output_column) if output_column else None,
-        categorical=categorical,
-        numeric=numeric,
-        psi_bins=psi_bins,
-        window=cur.num_rows,
-        panes=1,
-        policy=policy,
-    )
-    detector.observe(cur.select(features),
-                     output=cur.column(output_column) if output_column else None)
-    return detector.report()
 
 
 def _format_from_suffix(out: Path | None) -> str:

@@ -8,7 +8,10 @@ request can never poison the prediction log's write batch.
 Admin endpoints need ``Authorization: Bearer <admin token>``; without a token they are
 disabled unless ``insecure_no_admin_auth`` is set (:mod:`driftloop.serving.auth`). A
 database that cannot be reached gives 503 with Retry-After, never a 500. Every middleware
-is plain ASGI (:mod:`~driftloop.serving.auth`, :mod:`~driftloop.serving.limits`).
+is plain ASGI (:mod:`~driftloop.serving.auth`, :mod:`~driftloop.serving.limits`,
+:mod:`~driftloop.serving.errors`, :mod:`~driftloop.serving.request_metrics`). Only
+driftloop's own client-facing errors become a 4xx; anything else a route lets escape is a
+500 with the error envelope (:mod:`driftloop.serving.errors`).
 """
 
 from __future__ import annotations
@@ -49,11 +52,14 @@ from driftloop.data.predictions import (
     unstorable,
 )
 from driftloop.data.retention import Retention
+from driftloop.errors import DriftloopError
 from driftloop.registry import ModelNotFoundError, PromotionConflictError
 from driftloop.serving import auth
 from driftloop.serving.batching import QueueFullError
+from driftloop.serving.errors import ErrorGuard, error_response
 from driftloop.serving.limits import BodyGuard
 from driftloop.serving.log_health import LogMetrics, log_state
+from driftloop.serving.request_metrics import RequestMetrics, note_answers
 from driftloop.serving.router import MODES, Traffic
 from driftloop.serving.service import FeatureSpec, ModelService
 
@@ -77,7 +83,7 @@ UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.Disconnect
                sa_exc.TimeoutError)
 
 
-class ApiError(Exception):
+class ApiError(DriftloopError):
     def __init__(self, status: int, message: str, field: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -174,10 +180,13 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
     app.state.service = service
     app.state.retention = retention
     _add_error_handlers(app)
-    # Plain ASGI middleware; the last added runs first: the Origin check, then the body.
+    # Plain ASGI middleware; the last added runs first: the metrics (which see every
+    # answer), the Origin check, the body, then the guard that answers escaped errors.
+    app.add_middleware(ErrorGuard)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes,
                        timeout=settings.body_timeout)
     app.add_middleware(auth.OriginGuard, allowed=settings.allowed_origins)
+    app.add_middleware(RequestMetrics, metrics=lambda: service.metrics)
     require_admin = auth.admin_guard(token, insecure=settings.insecure_no_admin_auth,
                                      error=lambda status, message, headers: ApiError(
                                          status, message, "Authorization", headers=headers))
@@ -364,12 +373,13 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
         return
     predict_model, batch_model = request_models(service.features, settings.max_batch_rows)
 
-    async def predict(body: Any) -> dict[str, Any]:
+    async def predict(body: Any, request: Request) -> dict[str, Any]:
         answer = await _predict_one(service, body)
         await _journal(service, [(body, answer)])
+        note_answers(request.scope, [answer])
         return answer
 
-    async def predict_batch(body: Any) -> dict[str, Any]:
+    async def predict_batch(body: Any, request: Request) -> dict[str, Any]:
         # All rows at once: admitted whole or refused whole (a refused batch leaves no
         # trace), they queue together and the BatchingQueue runs them as one batch.
         champion = service.router.champion
@@ -384,6 +394,7 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
             raise ApiError(503, f"overloaded: {exc}; retry shortly",
                            headers={"Retry-After": "1"}) from exc
         await _journal(service, list(zip(body.rows, answers, strict=True)))
+        note_answers(request.scope, answers)
         return {"predictions": answers}
 
     # The body types exist only now; FastAPI reads them from the (resolved) annotations.
@@ -400,10 +411,7 @@ async def _predict_one(service: ModelService, body: Any) -> dict[str, Any]:
     try:
         request_id, routed = await service.predict(body.features.model_dump(), body.request_id,
                                                    body.routing_key)
-        elapsed = time.perf_counter() - started
-        service.latencies.append((time.time(), elapsed))
-        if service.metrics is not None:
-            service.metrics.observe_request(routed.version, routed.slot, elapsed, 200)
+        service.latencies.append((time.time(), time.perf_counter() - started))
     except QueueFullError as exc:
         service.errors += 1
         raise ApiError(503, f"overloaded: {exc}; retry shortly", headers={"Retry-After": "1"}
@@ -448,19 +456,10 @@ async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
-def _error(status: int, message: str, field: str | None = None,
-           details: list[dict[str, Any]] | None = None,
-           headers: dict[str, str] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"error": {"status": status, "message": message, "field": field}}
-    if details:
-        body["error"]["details"] = details
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.message, exc.field, headers=exc.headers)
+        return error_response(exc.status, exc.message, exc.field, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -469,16 +468,13 @@ def _add_error_handlers(app: FastAPI) -> None:
             location = [str(p) for p in err.get("loc", ()) if p != "body"]
             details.append({"field": ".".join(location) or "body", "message": err.get("msg")})
         first = details[0] if details else {"field": "body", "message": "invalid body"}
-        return _error(422, f"{first['field']}: {first['message']}", first["field"], details)
-
-    @app.exception_handler(ValueError)
-    async def value_error(_: Request, exc: ValueError) -> JSONResponse:
-        return _error(422, str(exc))
+        return error_response(422, f"{first['field']}: {first['message']}", first["field"],
+                              details)
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         logger.warning("database unavailable: %s", str(exc).splitlines()[0][:300])
-        return _error(503, "the database is unavailable; retry shortly",
-                      headers={"Retry-After": "1"})
+        return error_response(503, "the database is unavailable; retry shortly",
+                              headers={"Retry-After": "1"})
 
     for kind in UNAVAILABLE:
         app.add_exception_handler(kind, unavailable)

@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from driftloop.config import Settings
+from driftloop.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ TOKEN_FILE = "admin-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class AdminAuthError(RuntimeError):
+class AdminAuthError(ConfigError, RuntimeError):
     """The admin token cannot be set up as asked; the message says what to do."""
 
 

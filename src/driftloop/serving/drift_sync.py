@@ -82,6 +82,7 @@ from driftloop.drift.errors import (
     IncompatibleDetectorError,
 )
 from driftloop.drift.state import WindowDelta, load_window
+from driftloop.errors import ConflictError
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ _PG_SESSION_SETTINGS = (
 LEASE_SAFETY = 0.8
 
 
-class LeadershipLostError(RuntimeError):
+class LeadershipLostError(ConflictError, RuntimeError):
     """The lease this leader held has another holder (or expired): its write is refused."""
 
 

@@ -29,6 +29,7 @@ from driftloop.data.predictions import PredictionLog
 from driftloop.data.snapshots import SnapshotStore
 from driftloop.data.writer import BatchingWriter
 from driftloop.drift import DriftDetector, DriftEvent, DriftInputError
+from driftloop.errors import UnavailableError
 from driftloop.events import EventBus
 from driftloop.models.served import ServedModel, monitored_output, plain_value, served
 from driftloop.registry import ModelRegistry, ModelVersion
@@ -53,7 +54,7 @@ WARM_ROWS = 8
 SETTLE_TIMEOUT = 5.0
 
 
-class ServiceUnavailableError(RuntimeError):
+class ServiceUnavailableError(UnavailableError, RuntimeError):
     """The service cannot serve yet (no champion); the message says what to do."""
 
 

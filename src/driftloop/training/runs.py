@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from driftloop import db
+from driftloop.errors import ConflictError
 
 IDLE = "IDLE"
 SNAPSHOTTING = "SNAPSHOTTING"
@@ -49,7 +50,7 @@ TRIGGERS = ("drift", "manual", "schedule")
 LOG_TAIL = 50
 
 
-class RunStateError(RuntimeError):
+class RunStateError(ConflictError, RuntimeError):
     """A transition the state machine does not allow, or on a run that moved on."""
 
 
