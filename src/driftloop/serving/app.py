@@ -3,7 +3,9 @@
 Request bodies are pydantic models built from the champion's feature schema, so ``/docs``
 shows the real fields, and a bad body gets a 4xx naming the field: never a 500. Every
 string is checked for characters the database cannot store (NUL, lone surrogates), so one
-request can never poison the prediction log's write batch.
+request can never poison the prediction log's write batch. Every answer, error and
+``/ws`` frame is a model of :mod:`driftloop.serving.schemas`, the contract the OpenAPI
+document and the dashboard's types are generated from.
 
 Admin endpoints need ``Authorization: Bearer <admin token>``; without a token they are
 disabled unless ``insecure_no_admin_auth`` is set (:mod:`driftloop.serving.auth`). A
