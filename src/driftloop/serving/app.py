@@ -3,7 +3,9 @@
 Request bodies are pydantic models built from the champion's feature schema, so ``/docs``
 shows the real fields, and a bad body gets a 4xx naming the field: never a 500. Every
 string is checked for characters the database cannot store (NUL, lone surrogates), so one
-request can never poison the prediction log's write batch.
+request can never poison the prediction log's write batch. Every answer, error and
+``/ws`` frame is a model of :mod:`driftloop.serving.schemas`, the contract the OpenAPI
+document and the dashboard's types are generated from.
 
 Admin endpoints need ``Authorization: Bearer <admin token>``; without a token they are
 disabled unless ``insecure_no_admin_auth`` is set (:mod:`driftloop.serving.auth`). A
@@ -24,23 +26,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictStr,
-    create_model,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from driftloop.config import Settings
 from driftloop.data.predictions import (
@@ -49,34 +44,32 @@ from driftloop.data.predictions import (
     PredictionInputError,
     PredictionRecord,
     UnknownRequestError,
-    unstorable,
 )
 from driftloop.data.retention import Retention
 from driftloop.errors import DriftloopError
 from driftloop.registry import ModelNotFoundError, PromotionConflictError
-from driftloop.serving import auth
+from driftloop.serving import auth, schemas
 from driftloop.serving.batching import QueueFullError
 from driftloop.serving.errors import ErrorGuard, error_response
 from driftloop.serving.limits import BodyGuard
 from driftloop.serving.log_health import LogMetrics, log_state
 from driftloop.serving.request_metrics import RequestMetrics, note_answers
 from driftloop.serving.router import MODES, Traffic
+from driftloop.serving.schemas import (
+    AdminAction,
+    FeedbackBatchRequest,
+    FeedbackRequest,
+    Number,
+    RetrainRequest,
+    Text,
+    TrafficRequest,
+    errors,
+)
 from driftloop.serving.service import FeatureSpec, ModelService
 
 logger = logging.getLogger(__name__)
 
-
-
-def _storable(value: str) -> str:
-    problem = unstorable(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
-
-#: A string the database can store (no NUL, no lone surrogate).
-Text = Annotated[StrictStr, AfterValidator(_storable)]
-Number = Annotated[float, Field(strict=False, allow_inf_nan=False)]
+#: The /predict feature types by FeatureSpec kind.
 FIELD_TYPES: dict[str, Any] = {"number": Number, "string": Text, "boolean": StrictBool}
 #: Database errors that say the database, not the request, is at fault: 503, retry.
 UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
@@ -88,42 +81,6 @@ class ApiError(DriftloopError):
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.field, self.headers = status, message, field, headers
-
-
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    request_id: Text = Field(min_length=1, max_length=64)
-    label: Text | int | float | bool
-    overwrite: bool = False
-
-
-class FeedbackItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    request_id: Text = Field(min_length=1, max_length=64)
-    label: Text | int | float | bool
-
-
-class FeedbackBatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    items: list[FeedbackItem] = Field(min_length=1, max_length=10_000)
-
-
-class RetrainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Text = Field("requested by an admin", min_length=1, max_length=500)
-
-
-class TrafficRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    mode: Literal["off", "shadow", "canary", "ab"]
-    weight: float = Field(0.0, ge=0.0, le=1.0)
-    shadow_fraction: float = Field(1.0, ge=0.0, le=1.0)
-    reason: Text | None = Field(None, max_length=500)
-
-
-class AdminAction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Text | None = Field(None, max_length=500)
 
 
 def request_models(features: list[FeatureSpec], max_rows: int) -> tuple[type[BaseModel],
@@ -192,13 +149,15 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
                                          status, message, "Authorization", headers=headers))
     log_metrics = LogMetrics(service, retention)
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=schemas.Health)
     async def healthz() -> dict[str, Any]:
         champion = service.router.champion
         return {"status": "ok" if champion else "starting",
                 "champion": champion.version if champion else None}
 
-    @app.get("/readyz", responses={503: {"description": "not ready: no champion loaded yet"}})
+    @app.get("/readyz", response_model=schemas.Ready,
+             responses={503: {"model": schemas.NotReady,
+                              "description": "not ready: no champion loaded yet"}})
     async def readyz() -> JSONResponse:
         """Readiness, for load balancers and Kubernetes: 200 only once the champion is
         loaded (sha256-verified) and warmed, which is when it takes its slot; 503 before.
@@ -209,7 +168,8 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
                                 status_code=503)
         return JSONResponse({"status": "ready", "champion": champion.version})
 
-    @app.post("/feedback")
+    @app.post("/feedback", response_model=schemas.FeedbackAnswer,
+              responses=errors(403, 404, 408, 409, 413, 422, 503))
     async def feedback(body: FeedbackRequest) -> dict[str, Any]:
         def label() -> Any:
             return service.log.feedback(body.request_id, body.label, overwrite=body.overwrite)
@@ -229,7 +189,8 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
         return {"request_id": body.request_id, "labelled_at": result.labelled_at.isoformat(),
                 "previous_label": result.previous_label}
 
-    @app.post("/feedback/batch")
+    @app.post("/feedback/batch", response_model=schemas.FeedbackBatchAnswer,
+              responses=errors(403, 408, 413, 422, 503))
     async def feedback_batch(body: FeedbackBatchRequest) -> dict[str, Any]:
         """Many labels at once; unknown and already-labelled ids are reported, not failed.
         Ids not logged yet get one more try once the observation path has caught up."""
@@ -259,7 +220,8 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
         body, content_type = service.render_metrics(request.headers.get("accept"))
         return Response(body, media_type=content_type)
 
-    @app.get("/api/state")
+    @app.get("/api/state", response_model=schemas.ServerState, response_model_exclude_unset=True,
+             responses=errors(503))
     async def state() -> dict[str, Any]:
         router = service.router
         observer = service.observer
@@ -283,19 +245,21 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
                        "drives_loop": service.leads()},
         }
 
-    @app.get("/api/drift")
+    @app.get("/api/drift", response_model=schemas.DriftView, response_model_exclude_unset=True,
+             responses=errors(503))
     async def drift() -> dict[str, Any]:
         return {"report": await _in_thread(service.drift_report),
                 "alarms": [e.to_dict() for e in service.alarms[-20:]]}
 
-    @app.get("/api/models")
+    @app.get("/api/models", response_model=schemas.Lineage, responses=errors(503))
     async def models() -> dict[str, Any]:
         versions = await _in_thread(service.registry.list_versions, service.name)
         lineage = await _in_thread(service.registry.lineage, service.name)
         return {"model": service.name, "versions": [v.to_dict() for v in versions],
                 "lineage": lineage}
 
-    @app.get("/api/runs")
+    @app.get("/api/runs", response_model=schemas.Runs, response_model_exclude_unset=True,
+             responses=errors(422, 503))
     async def runs(request: Request,
                    limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
         """The latest retraining runs. Without the admin token, training logs are left out
@@ -306,14 +270,18 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
                 "runs": [r.to_dict() if full else auth.public_run(r.to_dict())
                          for r in listed]}
 
-    @app.post("/api/retrain", status_code=202, dependencies=[Depends(require_admin)])
+    @app.post("/api/retrain", status_code=202, dependencies=[Depends(require_admin)],
+              response_model=schemas.RetrainAnswer,
+              responses=errors(401, 403, 408, 413, 422, 503))
     async def retrain(body: RetrainRequest | None = None) -> dict[str, Any]:
         reason = body.reason if body else "requested by an admin"
         result = await _in_thread(service.orchestrator.trigger, "manual", reason)
         return {"run_id": result.run.id if result.run else None, "attached": result.attached,
                 "ignored": result.ignored}
 
-    @app.post("/api/models/{version}/promote", dependencies=[Depends(require_admin)])
+    @app.post("/api/models/{version}/promote", dependencies=[Depends(require_admin)],
+              response_model=schemas.ChampionAnswer,
+              responses=errors(401, 403, 404, 408, 409, 413, 422, 503))
     async def promote(version: Annotated[int, PathParam(ge=1, le=2**31 - 1)],
                       body: AdminAction | None = None) -> dict[str, Any]:
         try:
@@ -326,7 +294,9 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
         await service.refresh()
         return {"champion": promoted.to_dict()}
 
-    @app.post("/api/rollback", dependencies=[Depends(require_admin)])
+    @app.post("/api/rollback", dependencies=[Depends(require_admin)],
+              response_model=schemas.ChampionAnswer,
+              responses=errors(401, 403, 408, 409, 413, 422, 503))
     async def rollback(body: AdminAction | None = None) -> dict[str, Any]:
         try:
             champion = await _in_thread(service.registry.rollback, service.name, actor="admin",
@@ -336,7 +306,9 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
         await service.refresh()
         return {"champion": champion.to_dict()}
 
-    @app.put("/api/traffic", dependencies=[Depends(require_admin)])
+    @app.put("/api/traffic", dependencies=[Depends(require_admin)],
+             response_model=schemas.TrafficAnswer,
+             responses=errors(401, 403, 408, 413, 422, 503))
     async def traffic(body: TrafficRequest) -> dict[str, Any]:
         split = Traffic(body.mode, body.weight, body.shadow_fraction)
         await _in_thread(service.registry.set_traffic, service.name,
@@ -401,8 +373,11 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
     predict.__annotations__["body"] = predict_model
     predict_batch.__annotations__["body"] = batch_model
 
-    app.add_api_route("/predict", predict, methods=["POST"])
-    app.add_api_route("/predict/batch", predict_batch, methods=["POST"])
+    answers = errors(403, 408, 413, 422, 503)
+    app.add_api_route("/predict", predict, methods=["POST"], response_model=schemas.Prediction,
+                      responses=answers)
+    app.add_api_route("/predict/batch", predict_batch, methods=["POST"],
+                      response_model=schemas.Predictions, responses=answers)
     app.openapi_schema = None  # rebuild /openapi.json with the real fields
 
 
@@ -456,6 +431,18 @@ async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
+def _detail(err: Any) -> dict[str, Any]:
+    """One validation error as ``{field, message}``; a body that is not JSON at all is
+    the body's fault, at a position, not a field named by that position."""
+    if err.get("type") == "json_invalid":
+        position = err.get("loc", ("body", "?"))[-1]
+        reason = err.get("ctx", {}).get("error", "JSON decode error")
+        return {"field": "body", "message": f"not valid JSON ({reason} at character "
+                                            f"{position})"}
+    location = [str(p) for p in err.get("loc", ()) if p != "body"]
+    return {"field": ".".join(location) or "body", "message": err.get("msg")}
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -463,13 +450,15 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = []
-        for err in exc.errors():
-            location = [str(p) for p in err.get("loc", ()) if p != "body"]
-            details.append({"field": ".".join(location) or "body", "message": err.get("msg")})
+        details = [_detail(err) for err in exc.errors()]
         first = details[0] if details else {"field": "body", "message": "invalid body"}
         return error_response(422, f"{first['field']}: {first['message']}", first["field"],
                               details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own errors (no such route, method not allowed) in the envelope."""
+        return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         logger.warning("database unavailable: %s", str(exc).splitlines()[0][:300])

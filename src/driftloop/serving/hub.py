@@ -27,6 +27,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 
 from driftloop.events import Event
 from driftloop.serving.history import FeedHistory, FeedRecorder, alarm, drift_point
+from driftloop.serving.schemas import DeltaFrames, frame_data
 
 if TYPE_CHECKING:
     from driftloop.serving.service import ModelService
@@ -53,6 +54,7 @@ class Hub:
         self._errors = 0
         self._ticks = 0
         self._labelled = 0
+        self._deltas = DeltaFrames(self.frame)  # each checked once, not once per client
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -73,14 +75,14 @@ class Hub:
         # The detector has no report between a promotion and its first evaluation against
         # the new reference: the newest one recorded is what a watching client still shows.
         report = report or next(iter(history["report"]), None)
-        return {"model": self.service.name, "state": state,
+        return frame_data("snapshot", {"model": self.service.name, "state": state,
                 "drift": {"report": report, "history": history["drift"],
                           "alarms": history["alarm"][::-1],  # newest first
                           "thresholds": self._thresholds()},
                 "runs": runs, "lineage": lineage,
                 "traffic": {"current": self._traffic(), "history": history["traffic"],
                             "shadow": _shadow(runs)},
-                "metrics": {"history": history["metrics"]}}
+                "metrics": {"history": history["metrics"]}})
 
     def frame(self, event: Event) -> dict[str, Any] | None:
         """The delta a bus event becomes (None: not for the dashboard)."""
@@ -125,7 +127,7 @@ class Hub:
                 if subscription.take_lagged():
                     await send("snapshot", await self.snapshot())
                     continue
-                frame = self.frame(getter.result())
+                frame = self._deltas(getter.result())
                 if frame is not None:
                     await send(frame["type"], frame["data"])
         except (WebSocketDisconnect, RuntimeError):

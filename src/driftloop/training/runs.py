@@ -116,7 +116,7 @@ class Run:
         return spent
 
     def to_dict(self) -> dict[str, Any]:
-        """The shape of dashboard/PROTOCOL.md's ``Run``."""
+        """The shape of ``Run`` in driftloop/serving/schemas.py (the dashboard's contract)."""
         return {
             "id": self.id, "model": self.model_name, "state": self.state, "active": self.active,
             "outcome": self.outcome, "reason": self.reason, "trigger": self.trigger.to_dict(),
