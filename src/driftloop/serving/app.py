@@ -52,10 +52,12 @@ from driftloop.data.retention import Retention
 from driftloop.registry import ModelNotFoundError, PromotionConflictError
 from driftloop.serving import auth
 from driftloop.serving.batching import QueueFullError
+from driftloop.serving.compose import build_service
 from driftloop.serving.limits import BodyGuard
 from driftloop.serving.log_health import LogMetrics, log_state
+from driftloop.serving.reference import FeatureSpec
 from driftloop.serving.router import MODES, Traffic
-from driftloop.serving.service import FeatureSpec, ModelService
+from driftloop.serving.service import ModelService
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +145,7 @@ def request_models(features: list[FeatureSpec], max_rows: int) -> tuple[type[Bas
 
 def create_app(settings: Settings, service: ModelService | None = None) -> FastAPI:
     """The driftloop server for ``settings``; the models load when the app starts."""
-    service = service or ModelService(settings)
+    service = service or build_service(settings)
     token = auth.configured_token(settings.admin_token, settings.admin_token_file)
     if not token:
         logger.warning("no admin token is configured: the admin routes are %s",
@@ -380,7 +382,7 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
                 answers = list(await asyncio.gather(
                     *(_predict_one(service, row) for row in body.rows)))
         except QueueFullError as exc:
-            service.errors += 1
+            service.requests.failed()
             raise ApiError(503, f"overloaded: {exc}; retry shortly",
                            headers={"Retry-After": "1"}) from exc
         await _journal(service, list(zip(body.rows, answers, strict=True)))
@@ -401,21 +403,21 @@ async def _predict_one(service: ModelService, body: Any) -> dict[str, Any]:
         request_id, routed = await service.predict(body.features.model_dump(), body.request_id,
                                                    body.routing_key)
         elapsed = time.perf_counter() - started
-        service.latencies.append((time.time(), elapsed))
+        service.requests.answered(elapsed)
         if service.metrics is not None:
             service.metrics.observe_request(routed.version, routed.slot, elapsed, 200)
     except QueueFullError as exc:
-        service.errors += 1
+        service.requests.failed()
         raise ApiError(503, f"overloaded: {exc}; retry shortly", headers={"Retry-After": "1"}
                        ) from exc
     except LookupError as exc:
-        service.errors += 1
+        service.requests.failed()
         raise ApiError(503, str(exc), headers={"Retry-After": "1"}) from exc
     except (ValueError, TypeError) as exc:  # the model refused this row's values
         raise ApiError(422, f"the model cannot score these feature values: {exc}",
                        "features") from exc
     except Exception as exc:  # the model itself failed: not the client's fault, not a crash
-        service.errors += 1
+        service.requests.failed()
         logger.exception("prediction failed")
         raise ApiError(503, f"the model failed to predict: {type(exc).__name__}",
                        headers={"Retry-After": "1"}) from exc

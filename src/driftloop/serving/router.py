@@ -1,4 +1,4 @@
-"""AdaptiveAgentRouter: which model answers a request, and which one shadows it.
+"""TrafficRouter: which model answers a request, and which one shadows it.
 
 Two slots, champion and candidate, each a loaded model behind its own BatchingQueue.
 Modes: ``off`` (champion only); ``shadow`` (a fraction of requests mirrored to the
@@ -95,7 +95,7 @@ def unit_hash(key: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-class AdaptiveAgentRouter:
+class TrafficRouter:
     """Routes each request to a slot and mirrors it when the mode says so."""
 
     def __init__(self, traffic: Traffic | None = None, *, candidate_timeout: float = 2.0,
@@ -214,3 +214,7 @@ class AdaptiveAgentRouter:
         else:
             self.counters.candidate_errors += 1
             logger.warning("candidate failed: %s", exc)
+
+
+#: The router's first name, kept for code that imports it (a public name since 0.1).
+AdaptiveAgentRouter = TrafficRouter
