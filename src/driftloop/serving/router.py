@@ -20,6 +20,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 from driftloop.models.served import ServedModel
@@ -27,8 +28,19 @@ from driftloop.serving.batching import BatchingQueue, QueueFullError
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["off", "shadow", "canary", "ab"]
-MODES: tuple[str, ...] = ("off", "shadow", "canary", "ab")
+
+
+class TrafficMode(StrEnum):
+    """How the candidate takes part; a str, so stored rows and JSON hold the plain name."""
+
+    OFF = "off"
+    SHADOW = "shadow"
+    CANARY = "canary"
+    AB = "ab"
+
+
+Mode = TrafficMode | Literal["off", "shadow", "canary", "ab"]
+MODES: tuple[str, ...] = tuple(TrafficMode)
 CHAMPION, CANDIDATE = "champion", "candidate"
 
 
@@ -43,6 +55,7 @@ class Traffic:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
+        object.__setattr__(self, "mode", TrafficMode(self.mode))
         for name in ("weight", "shadow_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
