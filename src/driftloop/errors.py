@@ -8,7 +8,8 @@ kind. Classes that were a ``ValueError``, ``LookupError``, ``TypeError`` or
 
     DriftloopError
     ├── InputError (ValueError)           the caller's input is wrong: HTTP 422, naming the field
-    │   ├── DriftInputError, DriftFormatError, IncompatibleDetectorError   driftloop.drift
+    │   ├── DriftInputError, DriftFormatError (── DriftFormatVersionError),
+    │   │   IncompatibleDetectorError                       driftloop.drift
     │   ├── PredictionInputError, DuplicateRequestError     driftloop.data.predictions
     │   ├── SnapshotInputError                              driftloop.data.snapshots
     │   ├── TableReadError                                  driftloop.tables
@@ -25,7 +26,7 @@ kind. Classes that were a ``ValueError``, ``LookupError``, ``TypeError`` or
     │   ├── RunStateError (RuntimeError)                    driftloop.training.runs
     │   └── LeadershipLostError (RuntimeError)              driftloop.serving.drift_sync
     ├── UnavailableError                  not now, retry shortly: HTTP 503 with Retry-After
-    │   ├── ServiceUnavailableError (RuntimeError)          driftloop.serving.service
+    │   ├── ServiceUnavailableError (RuntimeError)          driftloop.serving.reference
     │   └── QueueFullError (RuntimeError)                   driftloop.serving.batching
     ├── IntegrityError                    stored bytes are not what was written, or not
     │   │                                 trusted; nothing was loaded
@@ -35,6 +36,7 @@ kind. Classes that were a ``ValueError``, ``LookupError``, ``TypeError`` or
     │   └── UntrustedArtifactError (ValueError)             driftloop.models.base
     ├── ConfigError                       a setting or the environment is wrong
     │   ├── SettingsError (ValueError)                      driftloop.config
+    │   ├── SchemaTooNewError (RuntimeError)                driftloop.migrations
     │   ├── UnsupportedLocationError (ValueError)           driftloop.objectstore
     │   └── AdminAuthError (RuntimeError)                   driftloop.serving.auth
     ├── ModelError (RuntimeError)         a model or a trainer failed, not the caller

@@ -287,3 +287,32 @@ def test_the_latency_guard_compares_interleaved_p95s() -> None:
     assert slow[1] > 5 * slow[0] and not gate.latency_guard(*slow)[0]
     same = p95_latencies(Sleepy(0.005), Sleepy(0.005), rows)
     assert gate.latency_guard(*same)[0]
+
+
+def test_a_trigger_wakes_the_driving_loop_at_once(tmp_path: Path) -> None:
+    """A drift alarm's trigger starts the loop's next step now, not at the next poll: the
+    run row is written once and the process that drives the loop is woken directly."""
+    settings = loop_settings(tmp_path)
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    orchestrator = RetrainOrchestrator(settings, registry)
+    asked: list[float] = []
+
+    def leads() -> bool:  # asked once per pass of the loop; False: do no step here
+        asked.append(time.monotonic())
+        return False
+
+    async def main() -> None:
+        driving = asyncio.create_task(orchestrator.run_forever(600.0, leads=leads))
+        try:
+            while not asked:
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(orchestrator.trigger, "drift", "from the test")
+            deadline = time.monotonic() + 60  # far less than the 600 s poll
+            while len(asked) < 2:
+                assert time.monotonic() < deadline, "the trigger did not wake the loop"
+                await asyncio.sleep(0.01)
+        finally:
+            driving.cancel()
+
+    asyncio.run(main())
+    registry.engine.dispose()

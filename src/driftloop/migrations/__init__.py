@@ -41,6 +41,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 
 from driftloop import db
+from driftloop.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ logger = logging.getLogger(__name__)
 LOCK_KEY = 0x646C736368656D61
 
 
-class SchemaTooNewError(RuntimeError):
+class SchemaTooNewError(ConfigError, RuntimeError):
     """The database's schema revision is unknown to this code: a newer driftloop wrote it."""
 
 

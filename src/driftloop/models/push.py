@@ -206,7 +206,7 @@ def _check_drift_reference(request: PushRequest, frame: pd.DataFrame) -> None:
     (an empty numeric column, say), now rather than when it starts."""
     from driftloop.config import Settings  # noqa: PLC0415
     from driftloop.drift import DriftInputError  # noqa: PLC0415
-    from driftloop.serving.service import reference_detector  # noqa: PLC0415 - heavy
+    from driftloop.serving.reference import reference_detector  # noqa: PLC0415 - heavy
 
     try:
         reference_detector(frame, None, Settings())

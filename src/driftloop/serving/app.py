@@ -50,9 +50,11 @@ from driftloop.errors import DriftloopError
 from driftloop.registry import ModelNotFoundError, PromotionConflictError
 from driftloop.serving import auth, schemas
 from driftloop.serving.batching import QueueFullError
+from driftloop.serving.compose import build_service
 from driftloop.serving.errors import ErrorGuard, error_response
 from driftloop.serving.limits import BodyGuard
 from driftloop.serving.log_health import LogMetrics, log_state
+from driftloop.serving.reference import FeatureSpec
 from driftloop.serving.request_metrics import RequestMetrics, note_answers
 from driftloop.serving.router import MODES, Traffic
 from driftloop.serving.schemas import (
@@ -65,7 +67,7 @@ from driftloop.serving.schemas import (
     TrafficRequest,
     errors,
 )
-from driftloop.serving.service import FeatureSpec, ModelService
+from driftloop.serving.service import ModelService
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +108,7 @@ def request_models(features: list[FeatureSpec], max_rows: int) -> tuple[type[Bas
 
 def create_app(settings: Settings, service: ModelService | None = None) -> FastAPI:
     """The driftloop server for ``settings``; the models load when the app starts."""
-    service = service or ModelService(settings)
+    service = service or build_service(settings)
     token = auth.configured_token(settings.admin_token, settings.admin_token_file)
     if not token:
         logger.warning("no admin token is configured: the admin routes are %s",
@@ -362,7 +364,7 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
                 answers = list(await asyncio.gather(
                     *(_predict_one(service, row) for row in body.rows)))
         except QueueFullError as exc:
-            service.errors += 1
+            service.requests.failed()
             raise ApiError(503, f"overloaded: {exc}; retry shortly",
                            headers={"Retry-After": "1"}) from exc
         await _journal(service, list(zip(body.rows, answers, strict=True)))
@@ -386,19 +388,19 @@ async def _predict_one(service: ModelService, body: Any) -> dict[str, Any]:
     try:
         request_id, routed = await service.predict(body.features.model_dump(), body.request_id,
                                                    body.routing_key)
-        service.latencies.append((time.time(), time.perf_counter() - started))
+        service.requests.answered(time.perf_counter() - started)
     except QueueFullError as exc:
-        service.errors += 1
+        service.requests.failed()
         raise ApiError(503, f"overloaded: {exc}; retry shortly", headers={"Retry-After": "1"}
                        ) from exc
     except LookupError as exc:
-        service.errors += 1
+        service.requests.failed()
         raise ApiError(503, str(exc), headers={"Retry-After": "1"}) from exc
     except (ValueError, TypeError) as exc:  # the model refused this row's values
         raise ApiError(422, f"the model cannot score these feature values: {exc}",
                        "features") from exc
     except Exception as exc:  # the model itself failed: not the client's fault, not a crash
-        service.errors += 1
+        service.requests.failed()
         logger.exception("prediction failed")
         raise ApiError(503, f"the model failed to predict: {type(exc).__name__}",
                        headers={"Retry-After": "1"}) from exc

@@ -27,6 +27,7 @@ The champion serves throughout: only promote_candidate (atomic) and rollback cha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import statistics
@@ -189,6 +190,7 @@ class RetrainOrchestrator:
         self._retry_at = 0.0
         self._retries = 0
         self._tallies: dict[str, Any] = {}  # the active run's shadow / watch evidence
+        self._wake: tuple[asyncio.AbstractEventLoop | None, asyncio.Event | None] = (None, None)
 
     # ------------------------------------------------------------------ triggers
     def trigger(self, kind: str, reason: str, drift_event_id: str | None = None) -> TriggerResult:
@@ -197,7 +199,16 @@ class RetrainOrchestrator:
                                    cooldown_s=self.settings.cooldown)
         if result.run is not None and not result.ignored:
             self._publish(result.run)
+            self.wake()
         return result
+
+    def wake(self) -> None:
+        """Tick now instead of at the next poll (from any thread): a trigger in the process
+        that drives the loop starts its run at once; other processes' triggers are found
+        in the run store by the poll."""
+        loop, event = self._wake
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
 
     def state(self) -> dict[str, Any]:
         """The loop's state for /api/state: IDLE or the active run's."""
@@ -211,14 +222,19 @@ class RetrainOrchestrator:
     # ------------------------------------------------------------------ driving
     async def run_forever(self, interval: float, leads: Callable[[], bool] = lambda: True
                           ) -> None:
-        """Tick every ``interval`` seconds while this process ``leads``."""
+        """Tick every ``interval`` seconds while this process ``leads``, and at once when
+        :meth:`wake` is called."""
+        event = asyncio.Event()
+        self._wake = (asyncio.get_running_loop(), event)
         while True:
             if leads():
                 try:
                     await self.tick()
                 except Exception:  # the loop must outlive any one bad step
                     logger.exception("the retraining loop failed a step; retrying")
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), interval)
+            event.clear()
 
     async def tick(self) -> Run | None:
         """Advance the active run by one step (or start a scheduled one). Returns the run."""

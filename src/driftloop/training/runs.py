@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,15 +28,25 @@ from sqlalchemy.exc import IntegrityError
 from driftloop import db
 from driftloop.errors import ConflictError
 
-IDLE = "IDLE"
-SNAPSHOTTING = "SNAPSHOTTING"
-TRAINING = "TRAINING"
-EVALUATING = "EVALUATING"
-SHADOWING = "SHADOWING"
-PROMOTED = "PROMOTED"
-REJECTED = "REJECTED"
-COOLDOWN = "COOLDOWN"
-FAILED = "FAILED"
+
+class LoopState(StrEnum):
+    """The states of the loop; a str, so stored rows and JSON frames hold the plain name."""
+
+    IDLE = "IDLE"
+    SNAPSHOTTING = "SNAPSHOTTING"
+    TRAINING = "TRAINING"
+    EVALUATING = "EVALUATING"
+    SHADOWING = "SHADOWING"
+    PROMOTED = "PROMOTED"
+    REJECTED = "REJECTED"
+    COOLDOWN = "COOLDOWN"
+    FAILED = "FAILED"
+
+
+IDLE, SNAPSHOTTING, TRAINING = LoopState.IDLE, LoopState.SNAPSHOTTING, LoopState.TRAINING
+EVALUATING, SHADOWING = LoopState.EVALUATING, LoopState.SHADOWING
+PROMOTED, REJECTED = LoopState.PROMOTED, LoopState.REJECTED
+COOLDOWN, FAILED = LoopState.COOLDOWN, LoopState.FAILED
 #: The transitions the state machine allows (FAILED is reachable from every active state).
 NEXT: dict[str, tuple[str, ...]] = {
     SNAPSHOTTING: (TRAINING,),
