@@ -1,4 +1,4 @@
-"""The schema's history (driftloop.migrations): new databases at the head, a previous
+"""The schema's history (driftloop.db.migrations): new databases at the head, a previous
 release's database adopted with its rows, a real revision applied, a newer schema refused,
 and concurrent starts upgrading once. Every test runs on SQLite and on PostgreSQL."""
 
@@ -18,8 +18,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 
-from driftloop import db, migrations
+from driftloop import db
 from driftloop.cli import main
+from driftloop.db import migrations
 
 BASELINE = migrations.location() / "versions" / "0001_baseline.py"
 
@@ -191,7 +192,8 @@ def test_db_upgrade_and_db_current(tmp_path: Path) -> None:
 
 CONCURRENT = """
 import sys
-from driftloop import db, migrations
+from driftloop import db
+from driftloop.db import migrations
 print(migrations.ensure(db.connect(sys.argv[1])).current or "none")
 """
 

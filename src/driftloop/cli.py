@@ -330,7 +330,7 @@ def _require_database(settings: Settings) -> None:
 @contextlib.contextmanager
 def _refusing_newer_schema() -> Iterator[None]:
     """A database that a newer driftloop upgraded is refused in one line, not a traceback."""
-    from driftloop.migrations import SchemaTooNewError  # noqa: PLC0415
+    from driftloop.db.migrations import SchemaTooNewError  # noqa: PLC0415
 
     try:
         yield
@@ -663,7 +663,8 @@ def db_upgrade(data_dir: Path | None, database_url: str | None, config: Path | N
 
         driftloop db upgrade --database-url postgresql+psycopg://driftloop@db/driftloop
     """
-    from driftloop import db, migrations  # noqa: PLC0415
+    from driftloop import db  # noqa: PLC0415
+    from driftloop.db import migrations  # noqa: PLC0415
 
     settings = _load_settings(config, data_dir=data_dir, database_url=database_url)
     url = settings.database_url
@@ -689,7 +690,8 @@ def db_current(data_dir: Path | None, database_url: str | None, config: Path | N
     """Print the database's schema revision and whether it is this driftloop's newest
     (head); changes nothing. Exit status 0 whatever the revision, 1 when the database
     cannot be read."""
-    from driftloop import db, migrations  # noqa: PLC0415
+    from driftloop import db  # noqa: PLC0415
+    from driftloop.db import migrations  # noqa: PLC0415
 
     settings = _load_settings(config, data_dir=data_dir, database_url=database_url)
     _require_database(settings)

@@ -36,7 +36,7 @@ kind. Classes that were a ``ValueError``, ``LookupError``, ``TypeError`` or
     │   └── UntrustedArtifactError (ValueError)             driftloop.models.base
     ├── ConfigError                       a setting or the environment is wrong
     │   ├── SettingsError (ValueError)                      driftloop.config
-    │   ├── SchemaTooNewError (RuntimeError)                driftloop.migrations
+    │   ├── SchemaTooNewError (RuntimeError)                driftloop.db.migrations
     │   ├── UnsupportedLocationError (ValueError)           driftloop.objectstore
     │   └── AdminAuthError (RuntimeError)                   driftloop.serving.auth
     ├── ModelError (RuntimeError)         a model or a trainer failed, not the caller

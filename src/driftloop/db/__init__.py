@@ -216,12 +216,12 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``) whose schema is
     the code's: a new database is created, an older one upgraded (Alembic, under a lock, so
     several processes may start at once), and one *newer* than the code refused with
-    :class:`~driftloop.migrations.SchemaTooNewError`. See :func:`driftloop.migrations.ensure`.
+    :class:`~driftloop.db.migrations.SchemaTooNewError`. See :func:`driftloop.db.migrations.ensure`.
 
     SQLite gets WAL, ``synchronous=FULL`` (a committed transaction survives power loss),
     a 30 s busy timeout and ``BEGIN IMMEDIATE`` for every transaction.
     """
-    from driftloop import migrations  # noqa: PLC0415 (Alembic loads only when a DB opens)
+    from driftloop.db import migrations  # noqa: PLC0415 (Alembic loads only when a DB opens)
 
     engine = connect(url, **kwargs)
     migrations.ensure(engine)

@@ -1,6 +1,6 @@
 """Alembic's environment for driftloop's revisions.
 
-At run time :func:`driftloop.migrations.ensure` hands over the connection it holds the
+At run time :func:`driftloop.db.migrations.ensure` hands over the connection it holds the
 schema lock on (``config.attributes["connection"]``), and every revision runs inside that
 connection's transaction. For developers, the ``alembic`` command works too, with the
 repository's alembic.ini and ``-x url=sqlite:///dev.db`` (or ``sqlalchemy.url``): online
