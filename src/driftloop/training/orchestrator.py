@@ -84,6 +84,8 @@ LATENCY_ROWS = 30
 LATENCY_TRIALS = 3
 #: The states whose own settings bound them, instead of ``step_timeout``.
 SELF_TIMED = (TRAINING, SHADOWING, PROMOTED, COOLDOWN)
+#: Seconds between two label-share checks of an undecided shadow phase.
+LABEL_SHARE_EVERY_S = 60.0
 
 
 class LabelReader:
@@ -126,6 +128,7 @@ class ShadowTally:
         self.sums = {"champion": 0.0, "candidate": 0.0}
         self.horizon = LabelHorizon(gate.config.label_horizon_s)
         self.baseline = RollbackWatch.baseline_sequence(gate.metric, rollback_alpha)
+        self._share: tuple[float, LabelShare | None] | None = None  # (computed at, share)
 
     def update(self, now: float) -> dict[str, Any]:
         frame = self.reader.new_rows()
@@ -146,13 +149,25 @@ class ShadowTally:
                 "champion_lower": self.baseline.lower, "champion_upper": self.baseline.upper,
                 "awaiting_label_horizon": self.horizon.pending}
 
-    def label_share(self, now: float) -> LabelShare | None:
+    def label_share(self, now: float, fresh: bool) -> LabelShare | None:
         """The labelled share by the champion's predicted class among the requests this
         phase pairs from: mirrored to the candidate and at least ``label_horizon_s`` old,
         labelled or not. Diverging shares mean that labels of one outcome are still out
         when the others are in, so the paired evidence over-represents the outcomes
         labelled first (:mod:`~driftloop.evaluation.horizon`). None before any such
-        request, or when the predictions are not classes."""
+        request, or when the predictions are not classes.
+
+        It reads every request of the phase (about 1 s per 50,000 on a busy machine), so
+        unless ``fresh`` (a verdict) it is computed again only every
+        :data:`LABEL_SHARE_EVERY_S`."""
+        if (not fresh and self._share is not None
+                and now - self._share[0] < LABEL_SHARE_EVERY_S):
+            return self._share[1]
+        share = self._label_share(now)
+        self._share = (now, share)
+        return share
+
+    def _label_share(self, now: float) -> LabelShare | None:
         until = datetime.fromtimestamp(now - self.horizon.horizon, UTC)
         if until <= self.reader.since:
             return None
@@ -444,7 +459,8 @@ class RetrainOrchestrator:
         if decision.verdict == "continue" and run.evidence.get("shadow", {}).get(
                 "n") == shadow["n"]:
             return run
-        share = await asyncio.to_thread(tally.label_share, self.clock())
+        share = await asyncio.to_thread(tally.label_share, self.clock(),
+                                        decision.verdict != "continue")
         warnings = [label_delay_warning(share)] if share and share.diverging else []
         shadow.update(label_share=None if share is None else _finite_dict(share.to_dict()),
                       warnings=warnings)
