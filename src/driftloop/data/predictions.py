@@ -645,6 +645,29 @@ class PredictionLog:
             rows = conn.execute(query).all()
         return _frame(rows)
 
+    def answered(self, *, since: datetime, until: datetime, model_name: str
+                 ) -> pd.DataFrame:
+        """Every prediction of ``model_name`` made in ``[since, until)``, labelled or not:
+        columns ``slot``, ``output``, ``shadow`` and ``labelled`` (bool), ordered by ``ts``.
+
+        :meth:`labelled` cannot say which requests are still *waiting* for a label; this
+        can, which is what comparing labelled shares between predicted classes needs
+        (:func:`driftloop.evaluation.label_share`). Features are not read."""
+        query = sa.select(
+            _table.c.slot, _table.c.output, _table.c.shadow,
+            _table.c.label.is_not(None).label("labelled"),
+        ).where(_table.c.ts >= _utc(since, "since"), _table.c.ts < _utc(until, "until"),
+                _table.c.model_name == model_name
+                ).order_by(_table.c.ts, _table.c.request_id)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return pd.DataFrame({
+            "slot": pd.Series([r.slot for r in rows], dtype=str),
+            "output": pd.Series([r.output for r in rows], dtype=object),
+            "shadow": pd.Series([r.shadow for r in rows], dtype=object),
+            "labelled": pd.Series([bool(r.labelled) for r in rows], dtype=bool),
+        })
+
     def count(self, labelled: bool | None = None) -> int:
         """Number of logged predictions: all (None), labelled (True) or unlabelled (False)."""
         query = sa.select(sa.func.count()).select_from(_table)
