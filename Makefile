@@ -13,7 +13,7 @@ STATIC := src/driftloop/serving/static/index.html
 DASHBOARD_SOURCES := $(shell find $(DASHBOARD)/src $(DASHBOARD)/index.html \
                        $(DASHBOARD)/vite.config.ts $(DASHBOARD)/tsconfig.json -type f 2>/dev/null)
 
-.PHONY: setup run example test test-torch lint docs dashboard bench clean
+.PHONY: setup run example test test-torch lint docs dashboard contract bench clean
 
 # pip shows its progress: a first install takes minutes and must not look stuck.
 $(STAMP): pyproject.toml
@@ -31,6 +31,11 @@ $(STATIC): $(NODE_STAMP) $(DASHBOARD_SOURCES)
 	cd $(DASHBOARD) && npm run build
 
 dashboard: $(STATIC)
+
+# The HTTP/WebSocket contract's generated files (serving/schemas.py -> JSON Schema and the
+# dashboard's fixtures -> TypeScript); tests/serving/test_contract.py fails while stale.
+contract: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python scripts/gen_contract.py
 
 setup: $(STAMP) $(STATIC)
 

@@ -307,7 +307,7 @@ def bench_memory(quick: bool) -> list[list[str]]:
 # ---------------------------------------------------------------------------- 5. drift-report
 _DRIFTLOOP_JOB = """
 import resource, sys, time
-from driftloop.cli import batch_report
+from driftloop.tables import batch_report_files as batch_report
 start = time.process_time()
 report = batch_report(sys.argv[1], sys.argv[2])
 read = [(f.ks_pvalue, f.chi2_pvalue, f.psi) for f in report.features.values()]

@@ -7,7 +7,7 @@ What is measured, and why
    identical and only the order (and so the clustering) differs. Block length 1 is an
    i.i.d. resample; lengths 10 and 100 keep the data's clustering. The detector's defaults
    (a stated 0.5 false alarms per million events, variance inflation measured between
-   panes, bias-corrected JS floor, 2 consecutive evaluations, hysteresis) run side by side
+   panes, bias-corrected JS floor, an alarm at 1 drifted evaluation, episodes) run side by side
    with **plain Bonferroni** on the same windows: the same per-evaluation level split
    across the same tests, no inflation, no floor, an alarm at the first drifted
    evaluation. Also counted: the share of evaluations judged drifted.
@@ -36,7 +36,7 @@ Running it
 ----------
 From the repository root::
 
-    python benchmarks/drift_validity.py           # full run, a few minutes on 2 cores
+    python benchmarks/drift_validity.py           # full run, under a minute on 2 cores
     python benchmarks/drift_validity.py --quick   # a smoke test (what the suite runs)
 """
 

@@ -161,6 +161,7 @@ class Endpoint:
     summary: str
     description: str
     body: str | None
+    answer: str | None
     responses: list[str]
 
 
@@ -186,11 +187,18 @@ def openapi_document() -> dict[str, Any]:
 def endpoints(document: dict[str, Any]) -> Iterator[Endpoint]:
     for path, methods in document["paths"].items():
         for method, spec in methods.items():
-            body = (spec.get("requestBody", {}).get("content", {}).get("application/json", {})
-                    .get("schema", {}).get("$ref", "").rsplit("/", 1)[-1] or None)
+            responses = spec.get("responses", {})
+            success = next((r for s, r in responses.items() if s.startswith("2")), {})
             yield Endpoint(method.upper(), path, spec.get("summary", ""),
-                           " ".join(spec.get("description", "").split()), body,
-                           sorted(spec.get("responses", {})))
+                           " ".join(spec.get("description", "").split()),
+                           _schema_name(spec.get("requestBody", {})), _schema_name(success),
+                           sorted(responses))
+
+
+def _schema_name(part: dict[str, Any]) -> str | None:
+    """The name of the JSON schema of a request body or a response, if it has one."""
+    schema = part.get("content", {}).get("application/json", {}).get("schema", {})
+    return str(schema.get("$ref", "")).rsplit("/", 1)[-1] or None
 
 
 def api_page(document: dict[str, Any]) -> str:
@@ -203,18 +211,23 @@ def api_page(document: dict[str, Any]) -> str:
         "at `/openapi.json` (and renders at `/docs`). The `features` of a prediction request",
         "are the model's own: one field per feature of the reference data, typed from it.",
         "The schemas below come from a server for three features of scikit-learn's wine",
-        "data (`alcohol`, `magnesium`, `hue`). Errors are",
-        '`{"error": {"message": ..., "field": ...}}` with a 4xx status naming the field.',
+        "data (`alcohol`, `magnesium`, `hue`). Every error is an `ErrorResponse`,",
+        '`{"error": {"status": ..., "message": ..., "field": ..., "details": [...]}}`,',
+        "with `field` naming the part of the request at fault: a 4xx when the request is at",
+        "fault, a 500 when the server is ([which errors get which status](serving.md)). Each",
+        "endpoint lists the statuses it can answer. The models are",
+        "`driftloop/serving/schemas.py`.",
         "",
-        "| method | path | what | request body | responses |",
-        "|---|---|---|---|---|",
+        "| method | path | what | request body | answer | statuses |",
+        "|---|---|---|---|---|---|",
     ]
     for e in endpoints(document):
         what = e.description or e.summary
         body = f"`{e.body}`" if e.body else "—"
-        lines.append(f"| {e.method} | `{e.path}` | {what} | {body} | "
+        answer = f"`{e.answer}`" if e.answer else "—"
+        lines.append(f"| {e.method} | `{e.path}` | {what} | {body} | {answer} | "
                      f"{', '.join(e.responses)} |")
-    lines += ["", "## Request bodies", ""]
+    lines += ["", "## Shapes", ""]
     schemas = document.get("components", {}).get("schemas", {})
     for name in sorted(schemas):
         if name in ("HTTPValidationError", "ValidationError") or name.startswith("Validation"):

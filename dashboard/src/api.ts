@@ -1,7 +1,7 @@
 import { useState } from "react";
-import type { TrafficMode } from "./protocol";
+import type { ErrorResponse, RetrainAnswer, TrafficRequest } from "./protocol";
 
-/** A failed admin call, carrying the server's own message (PROTOCOL.md error shape). */
+/** A failed admin call, carrying the server's own message (its ErrorResponse). */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -14,7 +14,7 @@ export class ApiError extends Error {
 
 async function errorFrom(response: Response): Promise<ApiError> {
   try {
-    const body = (await response.json()) as { error?: { message?: unknown; field?: unknown } };
+    const body = (await response.json()) as Partial<ErrorResponse>;
     const { message, field } = body.error ?? {};
     if (typeof message === "string") {
       return new ApiError(response.status, message, typeof field === "string" ? field : null);
@@ -37,13 +37,13 @@ export async function adminRequest<T>(method: "POST" | "PUT", path: string, body
 }
 
 export const admin = {
-  setTraffic: (token: string, traffic: { mode: TrafficMode; weight: number; shadow_fraction: number }) =>
+  setTraffic: (token: string, traffic: TrafficRequest) =>
     adminRequest<unknown>("PUT", "/api/traffic", traffic, token),
   promote: (token: string, version: number, reason: string) =>
     adminRequest<unknown>("POST", `/api/models/${version}/promote`, { reason }, token),
   rollback: (token: string, reason: string) => adminRequest<unknown>("POST", "/api/rollback", { reason }, token),
   retrain: (token: string, reason: string) =>
-    adminRequest<{ run_id: string; attached: boolean }>("POST", "/api/retrain", { reason }, token),
+    adminRequest<RetrainAnswer>("POST", "/api/retrain", { reason }, token),
 };
 
 export const TOKEN_KEY = "driftloop.adminToken";

@@ -78,7 +78,7 @@ function mergeAlarms(alarms: readonly Alarm[], incoming: readonly Alarm[]): Alar
 
 /** Keep the tails of the runs still listed; seed a run's tail from the server's when unseen. */
 function syncLogs(logs: Record<string, string[]>, runs: readonly Run[]): Record<string, string[]> {
-  return Object.fromEntries(runs.map((r) => [r.id, logs[r.id] ?? last(r.log_tail, LIMITS.logLines)]));
+  return Object.fromEntries(runs.map((r) => [r.id, logs[r.id] ?? last(r.log_tail ?? [], LIMITS.logLines)]));
 }
 
 /** The pure transition: data after one frame. */

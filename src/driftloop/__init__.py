@@ -5,7 +5,7 @@ command, whose server workers re-import it) stays fast: the drift core pulls in 
 registry SQLAlchemy, the loop scikit-learn.
 
 >>> from driftloop import DriftDetector, ModelRegistry, RetrainOrchestrator, ShadowGate
->>> from driftloop import AdaptiveAgentRouter
+>>> from driftloop import TrafficRouter, AdaptiveAgentRouter  # the same class
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "batch_report": "driftloop.drift",
+    "batch_report_files": "driftloop.tables",
     "DriftDetector": "driftloop.drift",
     "DriftEvent": "driftloop.drift",
     "DriftPolicy": "driftloop.drift",
@@ -25,10 +27,12 @@ _LAZY = {
     "RetrainOrchestrator": "driftloop.training.orchestrator",
     "ShadowGate": "driftloop.evaluation",
     "AdaptiveAgentRouter": "driftloop.serving.router",
+    "TrafficRouter": "driftloop.serving.router",
 }
 
 __all__ = ["AdaptiveAgentRouter", "DriftDetector", "DriftEvent", "DriftPolicy", "DriftReport",
-           "ModelRegistry", "RetrainOrchestrator", "ShadowGate"]
+           "ModelRegistry", "RetrainOrchestrator", "ShadowGate", "TrafficRouter", "batch_report",
+           "batch_report_files"]
 
 
 def __getattr__(name: str) -> Any:

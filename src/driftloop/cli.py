@@ -11,11 +11,13 @@ Exit codes: 0 success, 1 an error (the message says what to fix), 2 a usage erro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from driftloop.config import Settings
-    from driftloop.drift import DriftPolicy, DriftReport
+    from driftloop.drift import DriftReport
     from driftloop.registry import ModelRegistry
 
 FORMATS = ("text", "json", "html")
@@ -118,7 +120,7 @@ def drift_report(
         driftloop drift-report train.parquet today.csv -o drift.html
     """
     from driftloop.drift import DriftInputError, DriftPolicy  # noqa: PLC0415
-    from driftloop.tables import TableReadError  # noqa: PLC0415
+    from driftloop.tables import TableReadError, batch_report_files  # noqa: PLC0415
 
     fmt = fmt or _format_from_suffix(out)
     chosen: dict[str, Any] = {"alpha": alpha, "correction": correction, "effect": effect,
@@ -126,9 +128,9 @@ def drift_report(
     try:
         policy = DriftPolicy(**{k: v for k, v in chosen.items() if v is not None},
                              min_fill=0.0, min_count=1, consecutive=1)
-        report = batch_report(reference, current, categorical=categorical, numeric=numeric,
-                              output_column=output_column, ignore=ignore, psi_bins=psi_bins,
-                              policy=policy)
+        report = batch_report_files(reference, current, categorical=categorical,
+                                    numeric=numeric, output_column=output_column,
+                                    ignore=ignore, psi_bins=psi_bins, policy=policy)
     except (TableReadError, DriftInputError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if fmt == "text" and out is None:
@@ -142,48 +144,6 @@ def drift_report(
         _emit(_render(report, fmt), out)
     if fail_on_drift and report.drifted:
         sys.exit(EXIT_DRIFT)
-
-
-def batch_report(
-    reference: Path,
-    current: Path,
-    *,
-    categorical: tuple[str, ...] = (),
-    numeric: tuple[str, ...] = (),
-    output_column: str | None = None,
-    ignore: tuple[str, ...] = (),
-    psi_bins: int = 10,
-    policy: DriftPolicy | None = None,
-) -> DriftReport:
-    """The drift report of two files: CURRENT as one window against REFERENCE."""
-    from driftloop.drift import DriftDetector, DriftInputError  # noqa: PLC0415
-    from driftloop.tables import read_table  # noqa: PLC0415
-
-    ref, cur = read_table(reference), read_table(current)
-    skip = {*ignore, *([output_column] if output_column else [])}
-    for name in sorted(skip):
-        if name not in ref.column_names:
-            raise DriftInputError(f"not a column of {reference}", feature=name)
-    features = [c for c in ref.column_names if c not in skip]
-    missing = [c for c in [*features, *skip - set(ignore)] if c not in cur.column_names]
-    if missing:
-        raise DriftInputError(f"not a column of {current}", feature=missing[0])
-    if cur.num_rows == 0:
-        raise ValueError(f"{current}: the file has no rows")
-    detector = DriftDetector.from_reference(
-        ref,
-        features=features,
-        output=ref.column(output_column) if output_column else None,
-        categorical=categorical,
-        numeric=numeric,
-        psi_bins=psi_bins,
-        window=cur.num_rows,
-        panes=1,
-        policy=policy,
-    )
-    detector.observe(cur.select(features),
-                     output=cur.column(output_column) if output_column else None)
-    return detector.report()
 
 
 def _format_from_suffix(out: Path | None) -> str:
@@ -266,28 +226,37 @@ def _artifacts_option(ctx: click.Context, _param: click.Parameter, value: str | 
         ctx.meta[ARTIFACTS_META] = value
 
 
+def _database_options(function: Any) -> Any:
+    """--data-dir, --database-url and --config: where the database is."""
+    return _with_options(function, _DATA_DIR, _DATABASE_URL, _CONFIG)
+
+
 def _registry_options(function: Any) -> Any:
-    options = [
-        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-                     default=None,
-                     help="Artifacts and the SQLite database "
-                     "[default: ./artifacts, or DRIFTLOOP_DATA_DIR]."),
-        click.option("--database-url", default=None,
-                     help="sqlite:///… or postgresql+psycopg://… [default: SQLite in --data-dir]."),
-        click.option("--model", "model_name", default=None,
-                     help="Model name [default: model, or DRIFTLOOP_MODEL_NAME]."),
-        click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="A driftloop.toml settings file [default: ./driftloop.toml if "
-                     "present, or DRIFTLOOP_CONFIG]."),
-        click.option("--artifacts", default=None, expose_value=False,
-                     callback=_artifacts_option,
-                     help="s3://bucket/prefix: models and snapshots in an S3-compatible store, "
-                     "credentials from the AWS environment [default: --data-dir, or "
-                     "DRIFTLOOP_ARTIFACTS_URL]."),
-    ]
+    """The database's options plus --model and --artifacts."""
+    return _with_options(function, _DATA_DIR, _DATABASE_URL, _MODEL, _CONFIG, _ARTIFACTS)
+
+
+def _with_options(function: Any, *options: Any) -> Any:
     for option in reversed(options):
         function = option(function)
     return function
+
+
+_DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+                         default=None, help="Artifacts and the SQLite database "
+                         "[default: ./artifacts, or DRIFTLOOP_DATA_DIR].")
+_DATABASE_URL = click.option(
+    "--database-url", default=None,
+    help="sqlite:///… or postgresql+psycopg://… [default: SQLite in --data-dir].")
+_MODEL = click.option("--model", "model_name", default=None,
+                      help="Model name [default: model, or DRIFTLOOP_MODEL_NAME].")
+_CONFIG = click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
+                       default=None, help="A driftloop.toml settings file [default: "
+                       "./driftloop.toml if present, or DRIFTLOOP_CONFIG].")
+_ARTIFACTS = click.option(
+    "--artifacts", default=None, expose_value=False, callback=_artifacts_option,
+    help="s3://bucket/prefix: models and snapshots in an S3-compatible store, credentials "
+    "from the AWS environment [default: --data-dir, or DRIFTLOOP_ARTIFACTS_URL].")
 
 
 @main.command("serve")
@@ -325,6 +294,7 @@ def serve(host: str, port: int, data_dir: Path | None, admin_token: str | None,
                               insecure_no_admin_auth=insecure_no_admin_auth or None,
                               model_name=model_name, database_url=database_url)
     _require_database(settings)
+    _prepare_schema(settings)
     try:
         settings = setup_admin_auth(
             settings, echo=click.echo,
@@ -357,6 +327,25 @@ def _require_database(settings: Settings) -> None:
             "`driftloop demo`")
 
 
+@contextlib.contextmanager
+def _refusing_newer_schema() -> Iterator[None]:
+    """A database that a newer driftloop upgraded is refused in one line, not a traceback."""
+    from driftloop.db.migrations import SchemaTooNewError  # noqa: PLC0415
+
+    try:
+        yield
+    except SchemaTooNewError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _prepare_schema(settings: Settings) -> None:
+    """Before any worker starts: upgrade an older schema once, or refuse a newer one."""
+    from driftloop import db  # noqa: PLC0415
+
+    with _refusing_newer_schema():
+        db.create_engine(settings.database_url).dispose()
+
+
 def _open_registry(data_dir: Path | None, database_url: str | None, model_name: str | None,
                    config: Path | None = None) -> tuple[ModelRegistry, str]:
     from driftloop.registry import ModelRegistry  # noqa: PLC0415
@@ -364,7 +353,8 @@ def _open_registry(data_dir: Path | None, database_url: str | None, model_name: 
     settings = _load_settings(config, data_dir=data_dir, database_url=database_url,
                               model_name=model_name)
     _require_database(settings)
-    registry = ModelRegistry.for_settings(settings)
+    with _refusing_newer_schema():
+        registry = ModelRegistry.for_settings(settings)
     if settings.model_name not in registry.list_models():
         known = ", ".join(registry.list_models()) or "none"
         raise click.ClickException(f"no model named {settings.model_name!r} in "
@@ -479,13 +469,14 @@ def models_push(name: str, model: str, reference: Path, label: str, data_dir: Pa
 
     settings = _load_settings(config, data_dir=data_dir, database_url=database_url)
     try:
-        result = push(PushRequest(
-            name=name, model=model, reference=reference, label=label,
-            data_dir=settings.data_dir, database_url=settings.database_url,
-            output_column=output_column, ignore=ignore,
-            also_ignored=settings.ignore_columns,
-            reason=reason, holdout_fraction=settings.holdout_fraction,
-            adapters=settings.adapters))
+        with _refusing_newer_schema():
+            result = push(PushRequest(
+                name=name, model=model, reference=reference, label=label,
+                data_dir=settings.data_dir, database_url=settings.database_url,
+                output_column=output_column, ignore=ignore,
+                also_ignored=settings.ignore_columns,
+                reason=reason, holdout_fraction=settings.holdout_fraction,
+                adapters=settings.adapters))
     except PushError as exc:
         raise click.ClickException(str(exc)) from None
     v = result.version
@@ -648,6 +639,67 @@ def retrain_command(reason: str, queue: bool, data_dir: Path | None,
         "started" if server["running"] else "queued")
     click.echo(f"{verb} run {result.run.id} ({result.run.state}); follow it with "
                "`driftloop status`.")
+
+
+# --------------------------------------------------------------------------- schema
+@main.group("db")
+def db_command() -> None:
+    """The database's schema: its revision (`db current`) and upgrading it (`db upgrade`).
+
+    Every command that opens the database upgrades an older schema by itself (the
+    embedded default needs no command) and refuses one that a newer driftloop upgraded.
+    Run `db upgrade` on its own before a rolling upgrade of several replicas: migrate
+    first, then roll the workers.
+    """
+
+
+@db_command.command("upgrade")
+@_database_options
+def db_upgrade(data_dir: Path | None, database_url: str | None, config: Path | None) -> None:
+    """Bring the schema to this driftloop's newest revision: create it in a new database,
+    adopt the tables of a release before schema revisions, apply the revisions an older
+    database lacks. Safe while servers run and from several hosts at once (it takes a
+    lock); a database newer than this driftloop is refused. Example:
+
+        driftloop db upgrade --database-url postgresql+psycopg://driftloop@db/driftloop
+    """
+    from driftloop import db  # noqa: PLC0415
+    from driftloop.db import migrations  # noqa: PLC0415
+
+    settings = _load_settings(config, data_dir=data_dir, database_url=database_url)
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = db.connect(url)
+    try:
+        with _refusing_newer_schema():
+            before = migrations.ensure(engine)
+    finally:
+        engine.dispose()
+    if before.up_to_date:
+        click.echo(f"{before.url}: already at revision {before.head}; nothing to do.")
+    else:
+        was = before.current or ("the tables of a release before schema revisions"
+                                 if before.legacy else "no schema")
+        click.echo(f"{before.url}: upgraded from {was} to revision {before.head}.")
+
+
+@db_command.command("current")
+@_database_options
+def db_current(data_dir: Path | None, database_url: str | None, config: Path | None) -> None:
+    """Print the database's schema revision and whether it is this driftloop's newest
+    (head); changes nothing. Exit status 0 whatever the revision, 1 when the database
+    cannot be read."""
+    from driftloop import db  # noqa: PLC0415
+    from driftloop.db import migrations  # noqa: PLC0415
+
+    settings = _load_settings(config, data_dir=data_dir, database_url=database_url)
+    _require_database(settings)
+    engine = db.connect(settings.database_url)
+    try:
+        click.echo(migrations.state(engine).describe())
+    finally:
+        engine.dispose()
 
 
 @main.command("demo")

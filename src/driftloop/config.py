@@ -42,6 +42,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from driftloop.errors import ConfigError
+
 ENV_PREFIX = "DRIFTLOOP_"
 #: How ``driftloop serve`` hands its resolved settings to each worker process: one JSON
 #: blob, so a worker builds exactly what the parent validated (no per-field re-parsing).
@@ -61,7 +63,7 @@ LIST_FIELDS = ("ignore_columns", "adapters", "allowed_origins", "trusted_types")
 Share = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigError, ValueError):
     """A setting has a bad value; the message names it and its source."""
 
 

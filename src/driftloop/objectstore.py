@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from driftloop.errors import ConfigError, IntegrityError, NotFoundError
 from driftloop.fsutil import atomic_directory
 
 #: A string that starts like a URL (``scheme:``) rather than a folder path.
@@ -39,15 +40,15 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 SUPPORTED_SCHEMES = ("s3",)
 
 
-class UnsupportedLocationError(ValueError):
+class UnsupportedLocationError(ConfigError, ValueError):
     """An artifacts location whose URL scheme driftloop cannot store to."""
 
 
-class ObjectMissingError(LookupError):
+class ObjectMissingError(NotFoundError):
     """No object under the key."""
 
 
-class CorruptObjectError(ValueError):
+class CorruptObjectError(IntegrityError, ValueError):
     """An object that is not a readable archive (truncated, tampered with)."""
 
 

@@ -240,6 +240,19 @@ def test_labelled_after_reads_each_label_once_in_arrival_order(log: PredictionLo
     assert seen == [f"r{i:05d}" for i in arrival]  # each once, in the order labels came
 
 
+def test_answered_reads_labelled_and_unlabelled_requests(log: PredictionLog) -> None:
+    log.append([record(i) for i in range(10)] + [record(100, model_name="other")])
+    log.feedback_many([(f"r{i:05d}", 1) for i in (2, 5)])
+    frame = log.answered(since=BASE + timedelta(seconds=1), until=BASE + timedelta(seconds=7),
+                         model_name="churn")
+    assert list(frame.columns) == ["slot", "output", "shadow", "labelled"]
+    assert list(frame["labelled"]) == [False, True, False, False, True, False]
+    assert list(frame["output"]) == [i / 1000 for i in range(1, 7)]
+    assert frame["shadow"].iloc[2] == {"version": 4, "output": 0.5}
+    empty = log.answered(since=BASE, until=BASE + timedelta(seconds=1), model_name="other")
+    assert empty.empty and list(empty.columns) == ["slot", "output", "shadow", "labelled"]
+
+
 def test_labelled_missing_features_and_empty(log: PredictionLog) -> None:
     empty = log.labelled()
     assert list(empty.columns) == list(METADATA_COLUMNS) and len(empty) == 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import struct
+
 import numpy as np
 import numpy.typing as npt
 
@@ -25,3 +28,11 @@ def direct_psi(reference: npt.NDArray[np.int64], current: npt.NDArray[np.int64])
         c = c_count / c_sum or 1e-4
         total += (c - r) * np.log(c / r)
     return float(total)
+
+
+def with_version(blob: bytes, version: int) -> bytes:
+    """Detector bytes relabelled as codec format ``version``, with a valid digest: what
+    another driftloop release would write."""
+    body = bytearray(blob[:-32])
+    struct.pack_into("<I", body, 8, version)
+    return bytes(body) + hashlib.sha256(bytes(body)).digest()

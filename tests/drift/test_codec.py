@@ -7,8 +7,10 @@ import struct
 
 import numpy as np
 import pytest
+from tests.drift.helpers import with_version
 
 from driftloop.drift import DriftDetector, DriftFormatError, IncompatibleDetectorError, codec
+from driftloop.drift.errors import DriftFormatVersionError
 
 
 @pytest.fixture
@@ -42,11 +44,19 @@ def test_foreign_data_and_types_are_refused() -> None:
 
 
 def test_other_versions_are_refused_by_number(blob: bytes) -> None:
-    body = bytearray(blob[:-32])
-    struct.pack_into("<I", body, 8, 99)
-    resealed = bytes(body) + hashlib.sha256(bytes(body)).digest()
     with pytest.raises(DriftFormatError, match="version 99"):
-        DriftDetector.from_bytes(resealed)
+        DriftDetector.from_bytes(with_version(blob, 99))
+
+
+def test_a_newer_version_is_called_newer_with_both_versions(blob: bytes) -> None:
+    with pytest.raises(DriftFormatVersionError) as newer:
+        DriftDetector.from_bytes(with_version(blob, codec.VERSION + 1))
+    assert (newer.value.found, newer.value.newer) == (codec.VERSION + 1, True)
+    assert str(newer.value).startswith(f"detector state version {codec.VERSION + 1} is newer "
+                                       "than this driftloop reads (versions 1, 2)")
+    with pytest.raises(DriftFormatVersionError) as unknown:
+        DriftDetector.from_bytes(with_version(blob, 0))
+    assert not unknown.value.newer and "not supported" in str(unknown.value)
 
 
 def test_well_formed_but_inconsistent_state_is_refused() -> None:

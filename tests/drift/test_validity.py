@@ -116,6 +116,29 @@ def test_clustered_stationary_traffic_raises_no_alarm(shuttle: pd.DataFrame, blo
     assert inflation > 2.0  # the clustering was seen and accounted for
 
 
+@pytest.mark.parametrize("seed", [bench.SEED, bench.SEED + 1])
+def test_a_small_share_change_on_independent_rows_is_as_fast_as_plain_bonferroni(
+    shuttle: pd.DataFrame, seed: int
+) -> None:
+    """f9's top label up 5 points on independent rows: the defaults alarmed after 6 and 7
+    panes, plain Bonferroni after 2. The inflation's upper confidence bound was 1.4-1.6
+    after 8 panes of independent rows (a mean of 7 noisy observations plus two standard
+    errors), dividing a chi-square on 19 degrees of freedom by that much. A stream whose
+    pane-to-pane comparisons are consistent with independent rows is now tested as one."""
+    sizes = bench.Sizes(stationary_events=0, warmup_panes=8, cap_panes=10, seeds=1)
+    level = DriftPolicy().level(1e6 / bench.PANE, None)
+    policies = bench.policies(level)
+    delays = {name: bench.delay(shuttle, shuttle, bench.share_shift(0.05), 1, policy, sizes,
+                                seed) for name, policy in policies.items()}
+    assert delays["bonferroni"] is not None and delays["defaults"] is not None, delays
+    assert delays["defaults"] <= delays["bonferroni"] + bench.GOAL_EXTRA_PANES, delays
+
+
+def test_independent_rows_are_tested_as_independent(shuttle: pd.DataFrame) -> None:
+    det = warmed(shuttle, np.random.default_rng(7))
+    assert {f.inflation for f in det.report().features.values()} == {1.0}
+
+
 def test_a_persistent_marginal_shift_is_one_episode(shuttle: pd.DataFrame) -> None:
     """f9's top label up 5 points, for 60 panes: the test catches it now and then; each
     clean evaluation used to end the episode, so the same shift alarmed again and again."""

@@ -1,5 +1,7 @@
 """Property-based requests generated from the server's own OpenAPI schema: no 5xx, ever,
-on both backends (PostgreSQL refuses characters that SQLite stores, such as NUL).
+on both backends (PostgreSQL refuses characters that SQLite stores, such as NUL), and every
+answer is one the schema documents: its status, content type and body (the contract of
+serving/schemas.py, errors included).
 
 The server runs with its admin routes open (``--insecure-no-admin-auth``) so that the
 mutating endpoints are exercised too (promotions of random versions, rollbacks, traffic
@@ -18,9 +20,18 @@ import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from tests.conftest import POSTGRES_DSN
 from tests.e2e.processes import start_server
 from tests.served_model import served_settings_in
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -50,7 +61,7 @@ def api_schema(request: pytest.FixtureRequest,
 
 
 @pytest.mark.slow
-def test_no_request_gets_a_server_error(api_schema: Any) -> None:
+def test_no_request_gets_a_server_error_or_an_undocumented_answer(api_schema: Any) -> None:
     # Each operation gets its own Hypothesis run over cases drawn from its schema (the
     # schemathesis pytest plugin does not run under pytest 9, so the loop is explicit).
     operations = [result.ok() for result in api_schema.get_all_operations()]
@@ -66,5 +77,6 @@ def test_no_request_gets_a_server_error(api_schema: Any) -> None:
             response = case.call(timeout=30)
             assert response.status_code < 500, (case.method, case.path, case.body,
                                                 response.text)
+            case.validate_response(response, checks=CHECKS)
 
         call()

@@ -27,6 +27,7 @@ from driftloop.evaluation import (
     RollbackWatch,
     ShadowGate,
     label_share,
+    labelled_share_by_prediction,
     metric,
 )
 
@@ -222,6 +223,19 @@ def test_label_share_by_predicted_class_flags_the_delay(
     assert "depending on the outcome" in share.describe()
     even = {c: int(0.9 * counts[c]) for c in counts}
     assert not label_share(counts, even).diverging
+
+
+def test_labelled_share_by_prediction_reads_outputs() -> None:
+    outputs = [{"prediction": c} for c in [0] * 300 + [1] * 300] + [None] * 10
+    late = [True] * 300 + [i % 3 == 0 for i in range(300)] + [True] * 10  # 1s a third
+    share = labelled_share_by_prediction(outputs, late)
+    assert share is not None and share.diverging and share.shares[1] < share.shares[0]
+    assert share.to_dict()["shares"] == {"0": 1.0, "1": 0.3333333333333333, "None": 1.0}
+    even = labelled_share_by_prediction(outputs, [i % 2 == 0 for i in range(610)])
+    assert even is not None and not even.diverging
+    regressor = [{"prediction": i / 7} for i in range(100)]
+    assert labelled_share_by_prediction(regressor, [True] * 100) is None
+    assert labelled_share_by_prediction([], []) is None
 
 
 # --- the rollback watch ---------------------------------------------------------------

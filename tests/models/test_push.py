@@ -22,7 +22,7 @@ from driftloop.data.snapshots import SnapshotStore
 from driftloop.models.push import PushRequest
 from driftloop.models.push import push as push_model
 from driftloop.registry import ModelRegistry
-from driftloop.serving.service import ModelService
+from driftloop.serving.compose import build_service
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +111,10 @@ def test_a_pushed_pipeline_is_the_champion_with_its_reference_then_serves_unconf
 
     # The server needs nothing but the name and the folder: the label column is not taken
     # for a feature (the settings still say "label").
-    service = ModelService(Settings(model_name="wine", data_dir=data))
-    service.reference = service._reference_for(champion)
-    assert "cultivar" not in service.reference.columns
-    assert len(service.reference.columns) == 13
+    service = build_service(Settings(model_name="wine", data_dir=data))
+    frame = service.reference.load(champion)
+    assert "cultivar" not in frame.columns
+    assert len(frame.columns) == 13
 
 
 def test_models_lists_versions_as_json(tmp_path: Path, wine: dict[str, Path]) -> None:

@@ -173,3 +173,23 @@ def test_metrics_expose_requests_features_and_drift(client: TestClient) -> None:
     assert any(name == "driftloop_drift_statistic" for name, _ in samples)
     assert any(name == "driftloop_champion_version" and v == 1 for (name, _), v in
                samples.items())
+
+
+def test_metrics_count_every_request_with_its_real_status(client: TestClient) -> None:
+    row = example_rows(1)[0]
+    assert client.post("/predict", json={"features": row}).status_code == 200
+    assert client.post("/predict", json={"features": {"mean radius": 1.0}}).status_code == 422
+    assert client.get("/no/such/page").status_code == 404
+    assert client.post("/api/rollback").status_code == 401
+    text = client.get("/metrics").text
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    counted = {(s.labels["method"], s.labels["route"], s.labels["status"]): s.value
+               for s in samples if s.name == "driftloop_http_requests_total"}
+    assert counted[("POST", "/predict", "200")] == 1
+    assert counted[("POST", "/predict", "422")] == 1
+    assert counted[("GET", "(unrouted)", "404")] == 1
+    assert counted[("POST", "/api/rollback", "401")] == 1
+    assert any(s.name == "driftloop_http_request_duration_seconds_count"
+               and s.labels["route"] == "/predict" for s in samples)
+    assert any(s.name.startswith("process_") for s in samples)
+    assert any(s.name == "python_info" for s in samples)

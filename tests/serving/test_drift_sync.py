@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -17,9 +18,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from tests.drift.helpers import with_version
 
 from driftloop import db
-from driftloop.drift import DriftDetector, DriftEvent, DriftPolicy
+from driftloop.drift import DriftDetector, DriftEvent, DriftPolicy, codec
 from driftloop.drift.dispersion import MIN_HISTORY
 from driftloop.serving.drift_sync import (
     DriftLeader,
@@ -342,6 +344,39 @@ def test_incompatible_windows_are_skipped_and_listed(
     stored = read_report(engine, model)
     assert stored is not None
     assert (stored["worker_ids"], stored["rejected_workers"]) == (["good"], ["odd"])
+
+
+def test_a_window_in_a_newer_format_is_an_error_naming_both_versions_and_in_the_report(
+    engine: Engine, model: str, make_leader: Callable[..., DriftLeader],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A leader still on the old code during a rolling upgrade: the upgraded worker's
+    window is left out, loudly, and the report says which workers and which version."""
+    clock = Clock(5.0)
+    for worker_id in ("old", "new"):
+        worker = detector(clock)
+        worker.observe(traffic(100, seed=1), timestamp=5.0)
+        WindowShipper(engine, model, worker_id, worker, clock=clock).ship()
+    newer = codec.VERSION + 1
+    table = db.drift_windows
+    with db.transaction(engine) as conn:  # what a newer driftloop's worker would ship
+        blob = conn.execute(sa.select(table.c.window)
+                            .where(table.c.worker_id == "new")).scalar_one()
+        conn.execute(sa.update(table).where(table.c.worker_id == "new")
+                     .values(window=with_version(bytes(blob), newer)))
+    leader = make_leader("L", detector(clock), clock=clock)
+    assert leader.try_lead()
+    with caplog.at_level(logging.WARNING, logger="driftloop.serving.drift_sync"):
+        leader.step()
+        leader.step()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1, errors  # once, not once per step
+    assert f"format version {newer}, newer than the 1/2 this process reads" in errors[0]
+    assert "'new'" in errors[0]
+    stored = read_report(engine, model)
+    assert stored is not None
+    assert (stored["worker_ids"], stored["rejected_workers"]) == (["old"], ["new"])
+    assert stored["newer_format_workers"] == {"new": newer}
 
 
 def test_misuse_is_refused_with_what_to_do(

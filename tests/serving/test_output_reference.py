@@ -23,7 +23,7 @@ from driftloop.data.snapshots import SnapshotStore
 from driftloop.drift import DriftDetector
 from driftloop.models.served import monitored_output
 from driftloop.registry import ModelRegistry
-from driftloop.serving.service import ModelService
+from driftloop.serving.compose import build_service
 
 FEATURES = ["x1", "x2"]
 
@@ -53,7 +53,7 @@ def test_output_reference_comes_from_held_out_rows(tmp_path: Path) -> None:
     registry.promote_candidate("rf", version.version)
 
     async def main() -> tuple[DriftDetector, list[float], list[float]]:
-        service = ModelService(settings, registry)
+        service = build_service(settings, registry)
         await service.start()
         try:
             assert service.detector is not None and service.router.champion is not None

@@ -9,13 +9,13 @@ from fastapi.testclient import TestClient
 
 from driftloop.config import Settings
 from driftloop.serving.app import create_app
-from driftloop.serving.service import ModelService
+from driftloop.serving.compose import build_service
 
 
 def test_not_ready_until_the_champion_is_loaded_verified_and_warmed(
         served_settings: Settings) -> None:
     async def scenario() -> None:
-        service = ModelService(served_settings)
+        service = build_service(served_settings)
         app = create_app(served_settings, service)
         # the ASGI transport runs no lifespan: the routes answer before the service started
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),

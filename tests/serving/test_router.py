@@ -1,4 +1,4 @@
-"""AdaptiveAgentRouter: modes, sticky splits, failing candidates, hot swaps under load."""
+"""TrafficRouter: modes, sticky splits, failing candidates, hot swaps under load."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from driftloop.serving.batching import BatchingQueue, QueueFullError
-from driftloop.serving.router import AdaptiveAgentRouter, Traffic, unit_hash
+from driftloop.serving.router import Traffic, TrafficRouter, unit_hash
 
 
 class Tagged:
@@ -28,8 +28,8 @@ class Tagged:
 
 
 async def router_with(champion: Tagged, candidate: Tagged | None, traffic: Traffic,
-                      **kw: Any) -> AdaptiveAgentRouter:
-    router = AdaptiveAgentRouter(traffic, **{"max_wait_ms": 0.2, **kw})
+                      **kw: Any) -> TrafficRouter:
+    router = TrafficRouter(traffic, **{"max_wait_ms": 0.2, **kw})
     await router.install("champion", 1, champion)
     if candidate is not None:
         await router.install("candidate", 2, candidate)

@@ -11,14 +11,14 @@ from tests.served_model import cancer_frame, example_rows, push, served_settings
 
 from driftloop.data.snapshots import SnapshotStore
 from driftloop.registry import ModelRegistry
-from driftloop.serving.service import ModelService
+from driftloop.serving.compose import build_service
 
 
 def test_a_promotion_elsewhere_reaches_the_service(db_url: str, tmp_path: Path) -> None:
     settings = served_settings_in(tmp_path, db_url)
 
     async def main() -> None:
-        service = ModelService(settings)
+        service = build_service(settings)
         await service.start()
         try:
             other = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
@@ -35,8 +35,8 @@ def test_a_promotion_elsewhere_reaches_the_service(db_url: str, tmp_path: Path) 
             _, routed = await service.predict(example_rows(1)[0], None, None)
             assert routed.version == v2
             if db_url.startswith("postgresql"):
-                assert service.listener is not None
-                assert service.listener.notifications >= 2  # push and promote
+                assert service.follower.listener is not None
+                assert service.follower.listener.notifications >= 2  # push and promote
             other.engine.dispose()
         finally:
             await service.stop()
@@ -50,11 +50,11 @@ def test_a_new_champion_becomes_the_drift_reference(tmp_path: Path) -> None:
     settings = served_settings_in(tmp_path)
 
     async def main() -> None:
-        service = ModelService(settings)
+        service = build_service(settings)
         await service.start()
         try:
-            assert service.detector is not None and service.reference is not None
-            before = len(service.reference)
+            assert service.detector is not None and service.reference.frame is not None
+            before = len(service.reference.frame)
             registry = service.registry
             big = cancer_frame()
             big = big[big["size"] == "large"]  # a different training set: large tumours only
@@ -67,8 +67,8 @@ def test_a_new_champion_becomes_the_drift_reference(tmp_path: Path) -> None:
             await service.refresh()
             assert service.router.champion is not None
             assert service.router.champion.version == v2
-            assert len(service.reference) == len(train) != before
-            assert set(service.reference["size"]) == {"large"}
+            assert len(service.reference.frame) == len(train) != before
+            assert set(service.reference.frame["size"]) == {"large"}
             size = next(p for p in service.detector.profiles if p.name == "size")
             assert size.categories == ["large"] and size.n == len(train)
             assert service.alarms == []

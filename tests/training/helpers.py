@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,11 @@ def loop_settings(tmp_path: Path, database_url: str = "", **overrides: Any) -> S
 
 def serve_traffic(settings: Settings, stream: Stream, start: int, end: int, *,
                   shadow_version: int | None = None, label: bool = True,
-                  shuffle_labels: bool = False) -> None:
+                  shuffle_labels: bool = False,
+                  label_if: Callable[[Any], bool] = lambda label: True) -> None:
     """Log what the champion answered for events [start, end) — and the candidate, in
-    shadow — then their labels: what the server and /feedback would have written."""
+    shadow — then their labels: what the server and /feedback would have written.
+    ``label_if`` holds back the labels it refuses (labels still out for that outcome)."""
     registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
     champion = registry.get_champion("demo")
     assert champion is not None
@@ -64,5 +67,6 @@ def serve_traffic(settings: Settings, stream: Stream, start: int, end: int, *,
         labels = stream.labels.iloc[start:end].tolist()
         if shuffle_labels:  # a concept the model has never seen
             labels = [(y + 1) % 3 for y in labels]
-        log.feedback_many(list(zip(ids, labels, strict=True)))
+        log.feedback_many([(rid, y) for rid, y in zip(ids, labels, strict=True)
+                           if label_if(y)])
     registry.engine.dispose()

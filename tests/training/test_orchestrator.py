@@ -77,6 +77,7 @@ def test_a_run_goes_from_drift_to_promotion_and_back_to_idle(
     assert run.state == PROMOTED, run.evidence.get("shadow")
     shadow = run.evidence["shadow"]
     assert shadow["n"] >= settings.min_samples and shadow["lower"] > settings.min_delta
+    assert shadow["label_share"]["diverging"] is False and shadow["warnings"] == []
     assert registry.get_champion("demo").version == 2
     assert registry.traffic("demo")["mode"] == "off"
 
@@ -131,6 +132,48 @@ def test_a_candidate_that_loses_in_shadow_is_rejected(tmp_path: Path, stream: St
     assert registry.get_version("demo", 2).status == "rejected"
     assert registry.get_champion("demo").version == 1
     assert registry.traffic("demo")["mode"] == "off"
+    registry.engine.dispose()
+
+
+def shadowing_the_champion_itself(settings: Settings, stream: Stream
+                                  ) -> tuple[ModelRegistry, RetrainOrchestrator]:
+    """A run in SHADOWING in seconds: the champion's own model pushed as the run's
+    candidate (what a restart after the push finds), so no trainer runs."""
+    train_first_version(settings, stream, 1500)
+    serve_traffic(settings, stream, 0, 500)
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    orchestrator = RetrainOrchestrator(settings, registry)
+    run = orchestrator.trigger("manual", "try").run
+    assert run is not None and tick(orchestrator).state == TRAINING
+    registry.push_candidate("demo", registry.load("demo", 1), parent=1, run_id=run.id)
+    assert [tick(orchestrator).state for _ in range(2)] == [EVALUATING, SHADOWING]
+    return registry, orchestrator
+
+
+@pytest.mark.parametrize("delayed", [True, False])
+def test_labels_held_back_for_one_outcome_are_a_warning_in_the_run(
+    tmp_path: Path, stream: Stream, delayed: bool,
+) -> None:
+    """Outcome-dependent label delay: class 0's labels are still out when the others are
+    in, on traffic the champion knows (so its predicted class follows the outcome). The
+    run's shadow evidence says so; without the delay it says nothing."""
+    settings = loop_settings(tmp_path)
+    registry, orchestrator = shadowing_the_champion_itself(settings, stream)
+    serve_traffic(settings, stream, 500, SHIFT, shadow_version=2,
+                  label_if=lambda label: not delayed or label != 0)
+    run = tick(orchestrator)
+    shadow = run.evidence["shadow"]
+    share = shadow["label_share"]
+    assert share["diverging"] is delayed, share
+    if not delayed:
+        assert shadow["warnings"] == [] and share["pvalue"] > 0.001
+        return
+    assert share["shares"]["0"] < min(v for k, v in share["shares"].items() if k != "0")
+    assert len(shadow["warnings"]) == 1
+    assert "labels arrive depending on the outcome" in shadow["warnings"][0]
+    assert "label_horizon" in shadow["warnings"][0]
+    if run.state != SHADOWING:  # decided: the verdict carries the warning too
+        assert run.reason is not None and "warning: labelled share" in run.reason
     registry.engine.dispose()
 
 
@@ -301,3 +344,32 @@ def test_a_stalled_call_does_not_make_an_equal_model_slow() -> None:
     gate = ShadowGate(GateConfig(max_latency_ratio=1.5))
     p95s = p95_latencies(Sleepy(0.005), Sleepy(0.005, hiccup=7, stall=0.04), rows)
     assert gate.latency_guard(*p95s)[0], p95s
+
+
+def test_a_trigger_wakes_the_driving_loop_at_once(tmp_path: Path) -> None:
+    """A drift alarm's trigger starts the loop's next step now, not at the next poll: the
+    run row is written once and the process that drives the loop is woken directly."""
+    settings = loop_settings(tmp_path)
+    registry = ModelRegistry.open(settings.database_url, artifacts=settings.data_dir)
+    orchestrator = RetrainOrchestrator(settings, registry)
+    asked: list[float] = []
+
+    def leads() -> bool:  # asked once per pass of the loop; False: do no step here
+        asked.append(time.monotonic())
+        return False
+
+    async def main() -> None:
+        driving = asyncio.create_task(orchestrator.run_forever(600.0, leads=leads))
+        try:
+            while not asked:
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(orchestrator.trigger, "drift", "from the test")
+            deadline = time.monotonic() + 60  # far less than the 600 s poll
+            while len(asked) < 2:
+                assert time.monotonic() < deadline, "the trigger did not wake the loop"
+                await asyncio.sleep(0.01)
+        finally:
+            driving.cancel()
+
+    asyncio.run(main())
+    registry.engine.dispose()

@@ -21,7 +21,7 @@ describe("OverviewPanel", () => {
     expect(screen.getByTestId("loop-state").dataset.state).toBe("IDLE");
     expect(screen.getByTestId("open-alarms").textContent).toBe("1");
     expect(screen.getByTestId("request-rate").textContent).toBe(last.requests_per_s.toFixed(1));
-    expect(screen.getByTestId("latency-p99").textContent).toBe(`${last.latency_p99_ms.toFixed(1)} ms`);
+    expect(screen.getByTestId("latency-p99").textContent).toBe(`${last.latency_p99_ms!.toFixed(1)} ms`);
     expect(screen.getByTestId("request-rate-chart").dataset.pointCount).toBe(String(snap.metrics.history.length));
 
     act(() => {

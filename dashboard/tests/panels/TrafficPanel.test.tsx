@@ -34,6 +34,18 @@ describe("TrafficPanel", () => {
     expect(screen.getByTestId("shadow-interval").dataset.verdict).toBe("promote");
   });
 
+  it("says there is no interval yet while the shadow evaluation has no labelled pair", () => {
+    loadSnapshot();
+    render(<TrafficPanel />);
+    const current = { mode: "shadow" as const, weight: 0, shadow_fraction: 1, shares: { champion: 1, candidate: 0, shadow: 1 } };
+    // What the server sends at n = 0: no mean and no bounds (PROTOCOL.md: Shadow).
+    const shadow = { run_id: "r-0003", candidate_version: 3, n: 0, mean_delta: null, lower: null, upper: null, min_delta: 0.01, alpha: 0.05, verdict: "continue" as const };
+    act(() => apply(delta("traffic", { current, point: { ...current, at: 2e9 }, shadow })));
+    const figure = screen.getByTestId("shadow-interval");
+    expect(figure.textContent).toContain("no paired labels yet");
+    expect(figure.querySelector("svg")).toBeNull();
+  });
+
   it("keeps admin controls disabled until a token is entered, and remembers it for the session", () => {
     loadSnapshot();
     render(<TrafficPanel />);

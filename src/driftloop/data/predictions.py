@@ -58,6 +58,7 @@ from sqlalchemy.exc import IntegrityError
 
 from driftloop import db
 from driftloop.db import predictions as _table
+from driftloop.errors import ConflictError, DriftloopError, InputError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +89,11 @@ _T = TypeVar("_T")
 # --------------------------------------------------------------------------- errors
 
 
-class PredictionLogError(Exception):
+class PredictionLogError(DriftloopError):
     """Base class of every error raised by the prediction log."""
 
 
-class PredictionInputError(PredictionLogError, ValueError):
+class PredictionInputError(PredictionLogError, InputError):
     """A record, label or argument is invalid; ``field`` names it (``features.age``)."""
 
     def __init__(self, message: str, *, field: str, request_id: str | None = None) -> None:
@@ -102,7 +103,7 @@ class PredictionInputError(PredictionLogError, ValueError):
         super().__init__(f"{where}field {field!r}: {message}")
 
 
-class DuplicateRequestError(PredictionLogError, ValueError):
+class DuplicateRequestError(PredictionLogError, InputError):
     """A request_id is logged twice; the whole batch was refused, nothing written.
 
     ``already_stored`` tells the two cases apart: the id is in the database already
@@ -121,7 +122,7 @@ class DuplicateRequestError(PredictionLogError, ValueError):
         )
 
 
-class UnknownRequestError(PredictionLogError, LookupError):
+class UnknownRequestError(PredictionLogError, NotFoundError):
     """No prediction has this request_id: it was never logged, or it has been pruned."""
 
     def __init__(self, request_id: str) -> None:
@@ -131,7 +132,7 @@ class UnknownRequestError(PredictionLogError, LookupError):
         )
 
 
-class FeedbackConflictError(PredictionLogError):
+class FeedbackConflictError(PredictionLogError, ConflictError):
     """The prediction already has a label; pass ``overwrite=True`` to replace it."""
 
     def __init__(self, request_id: str, label: Any, labelled_at: datetime | None) -> None:
@@ -643,6 +644,29 @@ class PredictionLog:
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
         return _frame(rows)
+
+    def answered(self, *, since: datetime, until: datetime, model_name: str
+                 ) -> pd.DataFrame:
+        """Every prediction of ``model_name`` made in ``[since, until)``, labelled or not:
+        columns ``slot``, ``output``, ``shadow`` and ``labelled`` (bool), ordered by ``ts``.
+
+        :meth:`labelled` cannot say which requests are still *waiting* for a label; this
+        can, which is what comparing labelled shares between predicted classes needs
+        (:func:`driftloop.evaluation.label_share`). Features are not read."""
+        query = sa.select(
+            _table.c.slot, _table.c.output, _table.c.shadow,
+            _table.c.label.is_not(None).label("labelled"),
+        ).where(_table.c.ts >= _utc(since, "since"), _table.c.ts < _utc(until, "until"),
+                _table.c.model_name == model_name
+                ).order_by(_table.c.ts, _table.c.request_id)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return pd.DataFrame({
+            "slot": pd.Series([r.slot for r in rows], dtype=str),
+            "output": pd.Series([r.output for r in rows], dtype=object),
+            "shadow": pd.Series([r.shadow for r in rows], dtype=object),
+            "labelled": pd.Series([bool(r.labelled) for r in rows], dtype=bool),
+        })
 
     def count(self, labelled: bool | None = None) -> int:
         """Number of logged predictions: all (None), labelled (True) or unlabelled (False)."""

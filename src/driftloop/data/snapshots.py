@@ -69,6 +69,7 @@ from sqlalchemy.engine import Engine
 
 import driftloop
 from driftloop import db
+from driftloop.errors import InputError, IntegrityError, NotFoundError
 from driftloop.fsutil import atomic_directory, file_digest, write_atomic
 from driftloop.objectstore import (
     CorruptObjectError,
@@ -106,7 +107,7 @@ DVC_DEFINITION = (
 )
 
 
-class SnapshotInputError(ValueError):
+class SnapshotInputError(InputError):
     """Bad input to :meth:`SnapshotStore.write`; ``field`` names the column or argument."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
@@ -115,7 +116,7 @@ class SnapshotInputError(ValueError):
         super().__init__(prefix + message)
 
 
-class SnapshotIntegrityError(Exception):
+class SnapshotIntegrityError(IntegrityError):
     """A snapshot on disk does not match what was written; ``file`` names the culprit."""
 
     def __init__(self, message: str, *, file: str) -> None:
@@ -123,7 +124,7 @@ class SnapshotIntegrityError(Exception):
         super().__init__(f"{file}: {message}")
 
 
-class SnapshotNotFoundError(LookupError):
+class SnapshotNotFoundError(NotFoundError):
     """No snapshot with this id in the database (or, without one, under the root)."""
 
 

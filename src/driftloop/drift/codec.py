@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from driftloop.drift.errors import DriftFormatError
+from driftloop.drift.errors import DriftFormatError, DriftFormatVersionError
 
 MAGIC = b"DLDRIFT\x00"
 VERSION = 2
@@ -72,9 +72,7 @@ def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
         raise DriftFormatError("detector state is corrupt: checksum mismatch")
     _, version, header_len = _PREFIX.unpack_from(body)
     if version not in READABLE_VERSIONS:
-        raise DriftFormatError(
-            f"detector state version {version} is not supported (expected {VERSION})"
-        )
+        raise DriftFormatVersionError(version, READABLE_VERSIONS)
     start = _PREFIX.size
     try:
         header = json.loads(body[start : start + header_len])

@@ -10,14 +10,24 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from driftloop.drift.errors import DriftInputError
 
-Kind = Literal["numeric", "categorical"]
+
+class FeatureKind(StrEnum):
+    """How a feature is compared; a str, so reports and stored state hold the plain name."""
+
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+
+
+NUMERIC, CATEGORICAL = FeatureKind.NUMERIC, FeatureKind.CATEGORICAL
+Kind = FeatureKind
 Table = Any  # pandas.DataFrame | pyarrow.Table | Mapping[str, array-like | scalar]
 
 _ARROW_NUMERIC_PREFIXES = ("int", "uint", "float", "double", "halffloat", "decimal")
@@ -63,27 +73,27 @@ def infer_kind(column: Any) -> Kind:
     dtype = getattr(column, "dtype", None)
     if dtype is not None and hasattr(column, "iloc"):  # pandas Series
         if hasattr(dtype, "categories"):
-            return "categorical"
+            return CATEGORICAL
         kind = getattr(dtype, "kind", "O")
-        return "numeric" if kind in "iuf" else "categorical"
+        return NUMERIC if kind in "iuf" else CATEGORICAL
     arrow_type = getattr(column, "type", None)
     if arrow_type is not None and hasattr(column, "to_pylist"):  # pyarrow array
         name = str(arrow_type)
-        return "numeric" if name.startswith(_ARROW_NUMERIC_PREFIXES) else "categorical"
+        return NUMERIC if name.startswith(_ARROW_NUMERIC_PREFIXES) else CATEGORICAL
     array = np.asarray(column)
     if array.dtype.kind in "iuf":
-        return "numeric"
+        return NUMERIC
     if array.dtype.kind == "O":
         pandas = optional_pandas()
         if pandas is not None:
             inferred = pandas.api.types.infer_dtype(array.ravel(), skipna=True)
-            return "numeric" if inferred in _NUMERIC_OBJECTS else "categorical"
+            return NUMERIC if inferred in _NUMERIC_OBJECTS else CATEGORICAL
         present = [v for v in array.ravel().tolist() if not is_missing(v)]
         if present and all(
             isinstance(v, int | float) and not isinstance(v, bool) for v in present
         ):
-            return "numeric"
-    return "categorical"
+            return NUMERIC
+    return CATEGORICAL
 
 
 _NUMERIC_OBJECTS = frozenset({"integer", "floating", "mixed-integer-float"})

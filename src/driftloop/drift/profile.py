@@ -52,7 +52,7 @@ class NumericProfile:
     #: When set, reference and live values are rounded to the nearest multiple of it
     #: (:func:`round_to`) before they are counted: see ``from_reference(resolution=...)``.
     resolution: float | None = None
-    kind: Kind = field(default="numeric", init=False)
+    kind: Kind = field(default=Kind.NUMERIC, init=False)
 
     def __post_init__(self) -> None:
         k = self.values.size
@@ -250,7 +250,7 @@ class CategoricalProfile:
     categories: list[Any]
     counts: IntArray
     missing: int
-    kind: Kind = field(default="categorical", init=False)
+    kind: Kind = field(default=Kind.CATEGORICAL, init=False)
 
     def __post_init__(self) -> None:
         self.n = int(self.counts.sum())

@@ -6,8 +6,9 @@ import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
+from driftloop.drift.columns import FeatureKind
 from driftloop.drift.stats import chi2_pvalue, ks_pvalue, ks_pvalues
 
 
@@ -26,7 +27,7 @@ class FeatureDrift:
     """
 
     name: str
-    kind: Literal["numeric", "categorical"]
+    kind: FeatureKind
     count: int
     missing: int
     reference_count: int = 0

@@ -13,7 +13,12 @@ from driftloop.evaluation.gate import (
     PairedSummary,
     ShadowGate,
 )
-from driftloop.evaluation.horizon import LabelHorizon, LabelShare, label_share
+from driftloop.evaluation.horizon import (
+    LabelHorizon,
+    LabelShare,
+    label_share,
+    labelled_share_by_prediction,
+)
 from driftloop.evaluation.paired_f1 import PairedF1
 from driftloop.evaluation.rollback import RollbackWatch, WatchDecision
 from driftloop.evaluation.scores import BUILTIN_METRICS, Metric, metric
@@ -35,5 +40,6 @@ __all__ = [
     "ShadowGate",
     "WatchDecision",
     "label_share",
+    "labelled_share_by_prediction",
     "metric",
 ]

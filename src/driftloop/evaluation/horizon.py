@@ -16,12 +16,16 @@ Two remedies, both here:
 - :func:`label_share`: detects the condition: among requests of one age, the labelled
   share differs between predicted classes (a chi-square test of labelled vs not labelled
   by predicted class), which is what outcome-dependent delay looks like from the server.
+  :func:`labelled_share_by_prediction` runs it on the requests a gate pairs (the shadow
+  phase's requests old enough to have passed the horizon): a divergence there means the
+  horizon is too short, or unset, and the evidence is biased.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +80,11 @@ class LabelShare:
     pvalue: float
     diverging: bool
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (class names as strings), for a run's evidence."""
+        return {"shares": {str(k): v for k, v in self.shares.items()},
+                "pvalue": self.pvalue, "diverging": self.diverging}
+
     def describe(self) -> str:
         parts = ", ".join(f"{k!r}: {v:.1%}" for k, v in self.shares.items())
         verdict = "labels arrive depending on the outcome" if self.diverging else "even"
@@ -103,3 +112,26 @@ def label_share(requests: Mapping[Any, int], labelled: Mapping[Any, int],
         return LabelShare(shares, 1.0, False)
     pvalue = float(chi2_contingency(table, correction=False).pvalue)
     return LabelShare(shares, pvalue, pvalue < alpha)
+
+
+#: Predictions with more distinct values than this are not classes (a regressor's): the
+#: labelled share is not compared by prediction then.
+MAX_CLASSES = 20
+
+
+def labelled_share_by_prediction(outputs: Sequence[Output], labelled: Sequence[bool],
+                                 alpha: float = 0.001) -> LabelShare | None:
+    """:func:`label_share` over requests given as their (champion's) outputs and whether
+    each has a label yet; None when the predictions are not classes (more than
+    :data:`MAX_CLASSES` distinct values) or there are no requests."""
+    requests: Counter[Any] = Counter()
+    done: Counter[Any] = Counter()
+    for output, has_label in zip(outputs, labelled, strict=True):
+        predicted = None if output is None else output.get("prediction")
+        if isinstance(predicted, list | dict):  # not a class label
+            return None
+        requests[predicted] += 1
+        done[predicted] += bool(has_label)
+    if not requests or len(requests) > MAX_CLASSES:
+        return None
+    return label_share(requests, done, alpha)

@@ -14,12 +14,14 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
+from driftloop.errors import InputError, IntegrityError
 
-class UnsupportedModelError(TypeError):
+
+class UnsupportedModelError(InputError, TypeError):
     """No adapter knows how to store this kind of model."""
 
 
-class UntrustedArtifactError(ValueError):
+class UntrustedArtifactError(IntegrityError, ValueError):
     """An artifact holds types the adapter will not instantiate."""
 
 

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from driftloop.errors import ModelError
 from driftloop.models.base import UntrustedArtifactError, read_manifest, write_manifest
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ log = logging.getLogger(__name__)
 Label = str | int | bool
 
 
-class GeminiError(RuntimeError):
+class GeminiError(ModelError):
     """A Gemini call produced no usable predictions."""
 
 

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from driftloop import db
 from driftloop.data.snapshots import EVENT_TIMESTAMP, Snapshot, SnapshotStore
+from driftloop.errors import InputError
 from driftloop.models.base import ModelAdapter, ModelImporter, installed_adapters
 from driftloop.models.mlflow_model import is_mlflow_source, local_model_dir, read_mlflow_model
 from driftloop.models.served import plain_value, served
@@ -37,7 +38,7 @@ ENTITY: Final = "request_id"
 ACTOR: Final = "cli"
 
 
-class PushError(ValueError):
+class PushError(InputError):
     """Bad input to a push; the message is one line naming what to fix."""
 
     def __init__(self, message: str) -> None:
@@ -205,7 +206,7 @@ def _check_drift_reference(request: PushRequest, frame: pd.DataFrame) -> None:
     (an empty numeric column, say), now rather than when it starts."""
     from driftloop.config import Settings  # noqa: PLC0415
     from driftloop.drift import DriftInputError  # noqa: PLC0415
-    from driftloop.serving.service import reference_detector  # noqa: PLC0415 - heavy
+    from driftloop.serving.reference import reference_detector  # noqa: PLC0415 - heavy
 
     try:
         reference_detector(frame, None, Settings())

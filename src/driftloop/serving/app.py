@@ -3,12 +3,17 @@
 Request bodies are pydantic models built from the champion's feature schema, so ``/docs``
 shows the real fields, and a bad body gets a 4xx naming the field: never a 500. Every
 string is checked for characters the database cannot store (NUL, lone surrogates), so one
-request can never poison the prediction log's write batch.
+request can never poison the prediction log's write batch. Every answer, error and
+``/ws`` frame is a model of :mod:`driftloop.serving.schemas`, the contract the OpenAPI
+document and the dashboard's types are generated from.
 
 Admin endpoints need ``Authorization: Bearer <admin token>``; without a token they are
 disabled unless ``insecure_no_admin_auth`` is set (:mod:`driftloop.serving.auth`). A
 database that cannot be reached gives 503 with Retry-After, never a 500. Every middleware
-is plain ASGI (:mod:`~driftloop.serving.auth`, :mod:`~driftloop.serving.limits`).
+is plain ASGI (:mod:`~driftloop.serving.auth`, :mod:`~driftloop.serving.limits`,
+:mod:`~driftloop.serving.errors`, :mod:`~driftloop.serving.request_metrics`). Only
+driftloop's own client-facing errors become a 4xx; anything else a route lets escape is a
+500 with the error envelope (:mod:`driftloop.serving.errors`).
 """
 
 from __future__ import annotations
@@ -21,23 +26,16 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, WebSocket
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictStr,
-    create_model,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from driftloop.config import Settings
 from driftloop.data.predictions import (
@@ -46,78 +44,45 @@ from driftloop.data.predictions import (
     PredictionInputError,
     PredictionRecord,
     UnknownRequestError,
-    unstorable,
 )
 from driftloop.data.retention import Retention
+from driftloop.errors import DriftloopError
 from driftloop.registry import ModelNotFoundError, PromotionConflictError
-from driftloop.serving import auth
+from driftloop.serving import auth, schemas
 from driftloop.serving.batching import QueueFullError
+from driftloop.serving.compose import build_service
+from driftloop.serving.errors import ErrorGuard, error_response
 from driftloop.serving.limits import BodyGuard
 from driftloop.serving.log_health import LogMetrics, log_state
+from driftloop.serving.reference import FeatureSpec
+from driftloop.serving.request_metrics import RequestMetrics, note_answers
 from driftloop.serving.router import MODES, Traffic
-from driftloop.serving.service import FeatureSpec, ModelService
+from driftloop.serving.schemas import (
+    AdminAction,
+    FeedbackBatchRequest,
+    FeedbackRequest,
+    Number,
+    RetrainRequest,
+    Text,
+    TrafficRequest,
+    errors,
+)
+from driftloop.serving.service import ModelService
 
 logger = logging.getLogger(__name__)
 
-
-
-def _storable(value: str) -> str:
-    problem = unstorable(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
-
-
-#: A string the database can store (no NUL, no lone surrogate).
-Text = Annotated[StrictStr, AfterValidator(_storable)]
-Number = Annotated[float, Field(strict=False, allow_inf_nan=False)]
+#: The /predict feature types by FeatureSpec kind.
 FIELD_TYPES: dict[str, Any] = {"number": Number, "string": Text, "boolean": StrictBool}
 #: Database errors that say the database, not the request, is at fault: 503, retry.
 UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
                sa_exc.TimeoutError)
 
 
-class ApiError(Exception):
+class ApiError(DriftloopError):
     def __init__(self, status: int, message: str, field: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.field, self.headers = status, message, field, headers
-
-
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    request_id: Text = Field(min_length=1, max_length=64)
-    label: Text | int | float | bool
-    overwrite: bool = False
-
-
-class FeedbackItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    request_id: Text = Field(min_length=1, max_length=64)
-    label: Text | int | float | bool
-
-
-class FeedbackBatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    items: list[FeedbackItem] = Field(min_length=1, max_length=10_000)
-
-
-class RetrainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Text = Field("requested by an admin", min_length=1, max_length=500)
-
-
-class TrafficRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    mode: Literal["off", "shadow", "canary", "ab"]
-    weight: float = Field(0.0, ge=0.0, le=1.0)
-    shadow_fraction: float = Field(1.0, ge=0.0, le=1.0)
-    reason: Text | None = Field(None, max_length=500)
-
-
-class AdminAction(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: Text | None = Field(None, max_length=500)
 
 
 def request_models(features: list[FeatureSpec], max_rows: int) -> tuple[type[BaseModel],
@@ -143,7 +108,7 @@ def request_models(features: list[FeatureSpec], max_rows: int) -> tuple[type[Bas
 
 def create_app(settings: Settings, service: ModelService | None = None) -> FastAPI:
     """The driftloop server for ``settings``; the models load when the app starts."""
-    service = service or ModelService(settings)
+    service = service or build_service(settings)
     token = auth.configured_token(settings.admin_token, settings.admin_token_file)
     if not token:
         logger.warning("no admin token is configured: the admin routes are %s",
@@ -174,22 +139,27 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
     app.state.service = service
     app.state.retention = retention
     _add_error_handlers(app)
-    # Plain ASGI middleware; the last added runs first: the Origin check, then the body.
+    # Plain ASGI middleware; the last added runs first: the metrics (which see every
+    # answer), the Origin check, the body, then the guard that answers escaped errors.
+    app.add_middleware(ErrorGuard)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes,
                        timeout=settings.body_timeout)
     app.add_middleware(auth.OriginGuard, allowed=settings.allowed_origins)
+    app.add_middleware(RequestMetrics, metrics=lambda: service.metrics)
     require_admin = auth.admin_guard(token, insecure=settings.insecure_no_admin_auth,
                                      error=lambda status, message, headers: ApiError(
                                          status, message, "Authorization", headers=headers))
     log_metrics = LogMetrics(service, retention)
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=schemas.Health)
     async def healthz() -> dict[str, Any]:
         champion = service.router.champion
         return {"status": "ok" if champion else "starting",
                 "champion": champion.version if champion else None}
 
-    @app.get("/readyz", responses={503: {"description": "not ready: no champion loaded yet"}})
+    @app.get("/readyz", response_model=schemas.Ready,
+             responses={503: {"model": schemas.NotReady,
+                              "description": "not ready: no champion loaded yet"}})
     async def readyz() -> JSONResponse:
         """Readiness, for load balancers and Kubernetes: 200 only once the champion is
         loaded (sha256-verified) and warmed, which is when it takes its slot; 503 before.
@@ -200,7 +170,8 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
                                 status_code=503)
         return JSONResponse({"status": "ready", "champion": champion.version})
 
-    @app.post("/feedback")
+    @app.post("/feedback", response_model=schemas.FeedbackAnswer,
+              responses=errors(403, 404, 408, 409, 413, 422, 503))
     async def feedback(body: FeedbackRequest) -> dict[str, Any]:
         def label() -> Any:
             return service.log.feedback(body.request_id, body.label, overwrite=body.overwrite)
@@ -220,7 +191,8 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
         return {"request_id": body.request_id, "labelled_at": result.labelled_at.isoformat(),
                 "previous_label": result.previous_label}
 
-    @app.post("/feedback/batch")
+    @app.post("/feedback/batch", response_model=schemas.FeedbackBatchAnswer,
+              responses=errors(403, 408, 413, 422, 503))
     async def feedback_batch(body: FeedbackBatchRequest) -> dict[str, Any]:
         """Many labels at once; unknown and already-labelled ids are reported, not failed.
         Ids not logged yet get one more try once the observation path has caught up."""
@@ -250,7 +222,8 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
         body, content_type = service.render_metrics(request.headers.get("accept"))
         return Response(body, media_type=content_type)
 
-    @app.get("/api/state")
+    @app.get("/api/state", response_model=schemas.ServerState, response_model_exclude_unset=True,
+             responses=errors(503))
     async def state() -> dict[str, Any]:
         router = service.router
         observer = service.observer
@@ -274,19 +247,21 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
                        "drives_loop": service.leads()},
         }
 
-    @app.get("/api/drift")
+    @app.get("/api/drift", response_model=schemas.DriftView, response_model_exclude_unset=True,
+             responses=errors(503))
     async def drift() -> dict[str, Any]:
         return {"report": await _in_thread(service.drift_report),
                 "alarms": [e.to_dict() for e in service.alarms[-20:]]}
 
-    @app.get("/api/models")
+    @app.get("/api/models", response_model=schemas.Lineage, responses=errors(503))
     async def models() -> dict[str, Any]:
         versions = await _in_thread(service.registry.list_versions, service.name)
         lineage = await _in_thread(service.registry.lineage, service.name)
         return {"model": service.name, "versions": [v.to_dict() for v in versions],
                 "lineage": lineage}
 
-    @app.get("/api/runs")
+    @app.get("/api/runs", response_model=schemas.Runs, response_model_exclude_unset=True,
+             responses=errors(422, 503))
     async def runs(request: Request,
                    limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict[str, Any]:
         """The latest retraining runs. Without the admin token, training logs are left out
@@ -297,14 +272,18 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
                 "runs": [r.to_dict() if full else auth.public_run(r.to_dict())
                          for r in listed]}
 
-    @app.post("/api/retrain", status_code=202, dependencies=[Depends(require_admin)])
+    @app.post("/api/retrain", status_code=202, dependencies=[Depends(require_admin)],
+              response_model=schemas.RetrainAnswer,
+              responses=errors(401, 403, 408, 413, 422, 503))
     async def retrain(body: RetrainRequest | None = None) -> dict[str, Any]:
         reason = body.reason if body else "requested by an admin"
         result = await _in_thread(service.orchestrator.trigger, "manual", reason)
         return {"run_id": result.run.id if result.run else None, "attached": result.attached,
                 "ignored": result.ignored}
 
-    @app.post("/api/models/{version}/promote", dependencies=[Depends(require_admin)])
+    @app.post("/api/models/{version}/promote", dependencies=[Depends(require_admin)],
+              response_model=schemas.ChampionAnswer,
+              responses=errors(401, 403, 404, 408, 409, 413, 422, 503))
     async def promote(version: Annotated[int, PathParam(ge=1, le=2**31 - 1)],
                       body: AdminAction | None = None) -> dict[str, Any]:
         try:
@@ -317,7 +296,9 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
         await service.refresh()
         return {"champion": promoted.to_dict()}
 
-    @app.post("/api/rollback", dependencies=[Depends(require_admin)])
+    @app.post("/api/rollback", dependencies=[Depends(require_admin)],
+              response_model=schemas.ChampionAnswer,
+              responses=errors(401, 403, 408, 409, 413, 422, 503))
     async def rollback(body: AdminAction | None = None) -> dict[str, Any]:
         try:
             champion = await _in_thread(service.registry.rollback, service.name, actor="admin",
@@ -327,7 +308,9 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
         await service.refresh()
         return {"champion": champion.to_dict()}
 
-    @app.put("/api/traffic", dependencies=[Depends(require_admin)])
+    @app.put("/api/traffic", dependencies=[Depends(require_admin)],
+             response_model=schemas.TrafficAnswer,
+             responses=errors(401, 403, 408, 413, 422, 503))
     async def traffic(body: TrafficRequest) -> dict[str, Any]:
         split = Traffic(body.mode, body.weight, body.shadow_fraction)
         await _in_thread(service.registry.set_traffic, service.name,
@@ -364,12 +347,13 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
         return
     predict_model, batch_model = request_models(service.features, settings.max_batch_rows)
 
-    async def predict(body: Any) -> dict[str, Any]:
+    async def predict(body: Any, request: Request) -> dict[str, Any]:
         answer = await _predict_one(service, body)
         await _journal(service, [(body, answer)])
+        note_answers(request.scope, [answer])
         return answer
 
-    async def predict_batch(body: Any) -> dict[str, Any]:
+    async def predict_batch(body: Any, request: Request) -> dict[str, Any]:
         # All rows at once: admitted whole or refused whole (a refused batch leaves no
         # trace), they queue together and the BatchingQueue runs them as one batch.
         champion = service.router.champion
@@ -380,18 +364,22 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
                 answers = list(await asyncio.gather(
                     *(_predict_one(service, row) for row in body.rows)))
         except QueueFullError as exc:
-            service.errors += 1
+            service.requests.failed()
             raise ApiError(503, f"overloaded: {exc}; retry shortly",
                            headers={"Retry-After": "1"}) from exc
         await _journal(service, list(zip(body.rows, answers, strict=True)))
+        note_answers(request.scope, answers)
         return {"predictions": answers}
 
     # The body types exist only now; FastAPI reads them from the (resolved) annotations.
     predict.__annotations__["body"] = predict_model
     predict_batch.__annotations__["body"] = batch_model
 
-    app.add_api_route("/predict", predict, methods=["POST"])
-    app.add_api_route("/predict/batch", predict_batch, methods=["POST"])
+    answers = errors(403, 408, 413, 422, 503)
+    app.add_api_route("/predict", predict, methods=["POST"], response_model=schemas.Prediction,
+                      responses=answers)
+    app.add_api_route("/predict/batch", predict_batch, methods=["POST"],
+                      response_model=schemas.Predictions, responses=answers)
     app.openapi_schema = None  # rebuild /openapi.json with the real fields
 
 
@@ -400,22 +388,19 @@ async def _predict_one(service: ModelService, body: Any) -> dict[str, Any]:
     try:
         request_id, routed = await service.predict(body.features.model_dump(), body.request_id,
                                                    body.routing_key)
-        elapsed = time.perf_counter() - started
-        service.latencies.append((time.time(), elapsed))
-        if service.metrics is not None:
-            service.metrics.observe_request(routed.version, routed.slot, elapsed, 200)
+        service.requests.answered(time.perf_counter() - started)
     except QueueFullError as exc:
-        service.errors += 1
+        service.requests.failed()
         raise ApiError(503, f"overloaded: {exc}; retry shortly", headers={"Retry-After": "1"}
                        ) from exc
     except LookupError as exc:
-        service.errors += 1
+        service.requests.failed()
         raise ApiError(503, str(exc), headers={"Retry-After": "1"}) from exc
     except (ValueError, TypeError) as exc:  # the model refused this row's values
         raise ApiError(422, f"the model cannot score these feature values: {exc}",
                        "features") from exc
     except Exception as exc:  # the model itself failed: not the client's fault, not a crash
-        service.errors += 1
+        service.requests.failed()
         logger.exception("prediction failed")
         raise ApiError(503, f"the model failed to predict: {type(exc).__name__}",
                        headers={"Retry-After": "1"}) from exc
@@ -448,37 +433,39 @@ async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
-def _error(status: int, message: str, field: str | None = None,
-           details: list[dict[str, Any]] | None = None,
-           headers: dict[str, str] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"error": {"status": status, "message": message, "field": field}}
-    if details:
-        body["error"]["details"] = details
-    return JSONResponse(body, status_code=status, headers=headers)
+def _detail(err: Any) -> dict[str, Any]:
+    """One validation error as ``{field, message}``; a body that is not JSON at all is
+    the body's fault, at a position, not a field named by that position."""
+    if err.get("type") == "json_invalid":
+        position = err.get("loc", ("body", "?"))[-1]
+        reason = err.get("ctx", {}).get("error", "JSON decode error")
+        return {"field": "body", "message": f"not valid JSON ({reason} at character "
+                                            f"{position})"}
+    location = [str(p) for p in err.get("loc", ()) if p != "body"]
+    return {"field": ".".join(location) or "body", "message": err.get("msg")}
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.message, exc.field, headers=exc.headers)
+        return error_response(exc.status, exc.message, exc.field, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = []
-        for err in exc.errors():
-            location = [str(p) for p in err.get("loc", ()) if p != "body"]
-            details.append({"field": ".".join(location) or "body", "message": err.get("msg")})
+        details = [_detail(err) for err in exc.errors()]
         first = details[0] if details else {"field": "body", "message": "invalid body"}
-        return _error(422, f"{first['field']}: {first['message']}", first["field"], details)
+        return error_response(422, f"{first['field']}: {first['message']}", first["field"],
+                              details)
 
-    @app.exception_handler(ValueError)
-    async def value_error(_: Request, exc: ValueError) -> JSONResponse:
-        return _error(422, str(exc))
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own errors (no such route, method not allowed) in the envelope."""
+        return error_response(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         logger.warning("database unavailable: %s", str(exc).splitlines()[0][:300])
-        return _error(503, "the database is unavailable; retry shortly",
-                      headers={"Retry-After": "1"})
+        return error_response(503, "the database is unavailable; retry shortly",
+                              headers={"Retry-After": "1"})
 
     for kind in UNAVAILABLE:
         app.add_exception_handler(kind, unavailable)

@@ -31,21 +31,28 @@ import secrets
 import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from fastapi import Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from driftloop.config import Settings
+from driftloop.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 TOKEN_FILE = "admin-token"
+#: The admin token as OpenAPI's bearer scheme (the Authorize button of /docs); the check
+#: itself is :func:`is_admin` on the same header, with the messages of :func:`admin_guard`.
+BEARER = HTTPBearer(auto_error=False, scheme_name="admin token",
+                    description="The admin token: `Authorization: Bearer <token>`.")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class AdminAuthError(RuntimeError):
+class AdminAuthError(ConfigError, RuntimeError):
     """The admin token cannot be set up as asked; the message says what to do."""
 
 
@@ -107,11 +114,12 @@ def setup_admin_auth(settings: Settings, *, from_command_line: bool,
 
 def admin_guard(token: str | None, *, insecure: bool,
                 error: Callable[[int, str, dict[str, str] | None], Exception]
-                ) -> Callable[[Request], Awaitable[None]]:
+                ) -> Callable[..., Awaitable[None]]:
     """A FastAPI dependency: the request must carry ``Authorization: Bearer <token>``.
 
     Without a token the admin routes are disabled (403) unless ``insecure``."""
-    async def require_admin(request: Request) -> None:
+    async def require_admin(request: Request, _: Annotated[
+            HTTPAuthorizationCredentials | None, Security(BEARER)]) -> None:
         if not token:
             if insecure:
                 return

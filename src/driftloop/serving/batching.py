@@ -39,10 +39,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from driftloop.errors import UnavailableError
+
 PredictBatch = Callable[[Sequence[Mapping[str, Any]]], Sequence[Any]]
 
 
-class QueueFullError(RuntimeError):
+class QueueFullError(UnavailableError, RuntimeError):
     """The batching queue is full: retry shortly (HTTP 503 with Retry-After)."""
 
 

@@ -76,8 +76,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from driftloop import db
 from driftloop.drift import DriftDetector, DriftEvent, DriftReport
-from driftloop.drift.errors import DriftFormatError, IncompatibleDetectorError
+from driftloop.drift.errors import (
+    DriftFormatError,
+    DriftFormatVersionError,
+    IncompatibleDetectorError,
+)
 from driftloop.drift.state import WindowDelta, load_window
+from driftloop.errors import ConflictError
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +103,7 @@ _PG_SESSION_SETTINGS = (
 LEASE_SAFETY = 0.8
 
 
-class LeadershipLostError(RuntimeError):
+class LeadershipLostError(ConflictError, RuntimeError):
     """The lease this leader held has another holder (or expired): its write is refused."""
 
 
@@ -503,7 +508,9 @@ class DriftLeader:
            ignored, not deleted (a worker that comes back simply counts again; a clean
            shutdown calls :meth:`WindowShipper.withdraw`). Rows that do not fit the
            reference (a worker still on an old champion, a corrupt blob) are skipped,
-           logged once, and listed in the report's ``rejected_workers``.
+           logged once, and listed in the report's ``rejected_workers``; a window in a
+           newer format is an error log naming both versions and an entry in
+           ``newer_format_workers``.
         2. Evaluate the policy once when the merged window's newest closed pane is one it
            has not evaluated yet, so the alarm streak counts panes, not steps. When
            several panes closed since the last step, only the newest is evaluated. The
@@ -529,11 +536,14 @@ class DriftLeader:
         det.clear_window()
         merged: list[tuple[str, WindowDelta]] = []
         rejected: list[str] = []
+        newer: dict[str, int] = {}
         for worker_id, blob in rows:
             try:
                 delta = load_window(det, bytes(blob))
             except (DriftFormatError, IncompatibleDetectorError) as exc:
                 rejected.append(worker_id)
+                if isinstance(exc, DriftFormatVersionError) and exc.newer:
+                    newer[worker_id] = exc.found
                 self._warn_once(worker_id, exc)
                 continue
             det.merge_window(delta)
@@ -550,7 +560,7 @@ class DriftLeader:
             report = det.last_report
         if report is None:
             report = det.report()
-        if not self._store(report, [w for w, _ in merged], rejected, now):
+        if not self._store(report, [w for w, _ in merged], rejected, newer, now):
             return []  # deposed meanwhile: the new leader raises the alarms
         return events
 
@@ -571,13 +581,14 @@ class DriftLeader:
         return now >= (pane_id + 1) * self._detector.pane_seconds + self.stale_after
 
     def _store(self, report: DriftReport, workers: list[str], rejected: list[str],
-               now: float) -> bool:
+               newer: dict[str, int], now: float) -> bool:
         """Upsert the merged report under this leader's lease; False when fenced out."""
         payload = _json_safe({
             **report.to_dict(),
             "workers": len(workers),
             "worker_ids": workers,
             "rejected_workers": rejected,
+            "newer_format_workers": newer,
             "leader_id": self.leader_id,
             "evaluated_pane_id": self._evaluated_pane,
             "updated_at": now,
@@ -602,12 +613,24 @@ class DriftLeader:
         return True
 
     def _warn_once(self, worker_id: str, exc: Exception) -> None:
+        """Log why a worker's window is left out, once per worker and reason. A window in a
+        newer format (an error) means this leader runs older code than that worker:
+        the fleet's drift view is blind to its traffic until the leader is upgraded too."""
         key = (worker_id, str(exc))
-        if key not in self._warned:
-            self._warned.add(key)
-            logger.warning("drift leader for %r: skipping worker %r's window: %s (the worker "
-                           "and the leader must share the reference and window settings)",
-                           self.model_name, worker_id, exc)
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        if isinstance(exc, DriftFormatVersionError) and exc.newer:
+            logger.error("drift leader %r for %r: worker %r ships drift windows in format "
+                         "version %d, newer than the %s this process reads: its traffic is "
+                         "left out of the drift view until this process runs the newer "
+                         "driftloop too (finish the rolling upgrade)", self.leader_id,
+                         self.model_name, worker_id, exc.found,
+                         "/".join(map(str, exc.readable)))
+            return
+        logger.warning("drift leader for %r: skipping worker %r's window: %s (the worker "
+                       "and the leader must share the reference and window settings)",
+                       self.model_name, worker_id, exc)
 
 
 def read_report(engine: Engine, model_name: str) -> dict[str, Any] | None:
@@ -615,7 +638,9 @@ def read_report(engine: Engine, model_name: str) -> dict[str, Any] | None:
     ``None`` before any leader has stepped. Works in any process, leader or not.
 
     The dict is :meth:`DriftReport.to_dict` plus ``workers`` (windows merged),
-    ``worker_ids``, ``rejected_workers``, ``leader_id``, ``evaluated_pane_id`` (newest pane
+    ``worker_ids``, ``rejected_workers`` (windows left out), ``newer_format_workers``
+    (worker id → format version, for those left out because a newer driftloop wrote them:
+    the leader must be upgraded), ``leader_id``, ``evaluated_pane_id`` (newest pane
     the policy judged) and ``updated_at`` (epoch seconds of the step: an old value means no
     leader is stepping). Non-finite numbers are stored as ``None`` (JSON has none).
     """

@@ -9,6 +9,9 @@ beating, and its row ages past :data:`STALE_AFTER`.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from driftloop import db
+
+logger = logging.getLogger(__name__)
 
 #: Seconds between beats.
 INTERVAL = 2.0
@@ -56,6 +61,18 @@ def beat(engine: Engine, model_name: str, instance: str, *, started_at: datetime
                 instance=instance, model_name=model_name, started_at=started_at, beat_at=now,
                 drives_loop=drives_loop))
             conn.execute(sa.delete(table).where(table.c.beat_at < now - FORGET_AFTER))
+
+
+async def beat_forever(engine: Engine, model_name: str, instance: str, *,
+                       started_at: datetime, drives_loop: Callable[[], bool]) -> None:
+    """Proof of life for the CLI (``driftloop status`` / ``retrain``), every INTERVAL."""
+    while True:
+        try:
+            await asyncio.to_thread(beat, engine, model_name, instance, started_at=started_at,
+                                    drives_loop=drives_loop())
+        except Exception:
+            logger.exception("writing the heartbeat failed; retrying")
+        await asyncio.sleep(INTERVAL)
 
 
 def stopped(engine: Engine, instance: str) -> None:

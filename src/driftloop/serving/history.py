@@ -164,7 +164,7 @@ class FeedRecorder:
 
 
 def drift_point(report: Mapping[str, Any]) -> dict[str, Any]:
-    """A DriftPoint (dashboard/PROTOCOL.md) of a report: the per-feature statistics the
+    """A ``DriftPoint`` (serving/schemas.py) of a report: the per-feature statistics the
     charts draw, not the histograms. A leader's merged report is the evaluation of
     ``evaluated_pane_id``."""
     def stats(f: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,5 +180,5 @@ def drift_point(report: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def alarm(event: Mapping[str, Any]) -> dict[str, Any]:
-    """An Alarm (dashboard/PROTOCOL.md): a DriftEvent's dict without its full report."""
+    """An ``Alarm`` (serving/schemas.py): a DriftEvent's dict without its full report."""
     return {k: v for k, v in event.items() if k != "report"}

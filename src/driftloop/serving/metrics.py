@@ -81,7 +81,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    multiprocess,
+    values,
+)
 from prometheus_client.exposition import choose_encoder
 
 from driftloop.drift.detector import OUTPUT
@@ -101,6 +111,8 @@ STATISTICS: Final = {"numeric": ("ks", "psi", "js"), "categorical": ("chi2", "ps
 OTHER: Final = "(other)"
 GaugeMode = Literal["livemostrecent", "livesum", "liveall"]
 SHADOW_OUTCOMES: Final = ("agreed", "disagreed", "failed")
+#: HTTP methods counted by name in ``driftloop_http_requests_total``; others as ``OTHER``.
+METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def multiprocess_dir() -> str | None:
@@ -223,6 +235,7 @@ class ServerMetrics:
             from driftloop.models.gemini import gemini_registry  # noqa: PLC0415
 
             self.registry.register(gemini_registry())  # a served Gemini agent's calls
+            _add_runtime_collectors(self.registry)
         self._columns = [_Column.of(p, max_categories) for p in profiles]
 
         def counter(name: str, doc: str, labels: Sequence[str]) -> Counter:
@@ -233,13 +246,22 @@ class ServerMetrics:
                          multiprocess_mode=mode)
 
         request_labels = ("version", "slot", "status")
-        self._requests = counter("driftloop_requests_total",
-                                 "Prediction requests answered, by status class.",
-                                 request_labels)
+        self._requests = counter(
+            "driftloop_requests_total",
+            "Predictions answered (each row of a batch), by the version and slot that "
+            "answered and the status class of the response.", request_labels)
         self._latency = Histogram(
             "driftloop_request_duration_seconds",
             "Prediction request latency, from arrival to response.",
             ["model", *request_labels], registry=self.registry, buckets=latency_buckets)
+        self._http_requests = counter(
+            "driftloop_http_requests_total",
+            "HTTP requests answered, by method, route template and exact status code.",
+            ("method", "route", "status"))
+        self._http_latency = Histogram(
+            "driftloop_http_request_duration_seconds",
+            "HTTP request latency, from arrival to the end of the response, by route.",
+            ["model", "method", "route"], registry=self.registry, buckets=latency_buckets)
         self._feature_bins = counter(
             "driftloop_feature_bin_total",
             "Live values per drift bin (the detector's PSI/JS bins; categorical: per "
@@ -332,8 +354,11 @@ class ServerMetrics:
 
     # ------------------------------------------------------------------ requests
     def observe_request(self, version: int, slot: str, seconds: float, status: int) -> None:
-        """Count one answered request and its latency, by version, slot and status class
-        (``2xx``, ``4xx``, ...: exact codes would multiply series for little insight)."""
+        """Count one answered prediction and its request's latency, by version, slot and
+        the status class of the response (``2xx``, ``5xx``: exact codes would multiply these
+        series for little insight; ``driftloop_http_requests_total`` has them). The server
+        calls it from :class:`~driftloop.serving.request_metrics.RequestMetrics` once the
+        response is sent, so a prediction whose answer then failed counts as failed."""
         key = (version, slot, _status_class(status))
         children = self._request_children.get(key)
         if children is None:
@@ -342,6 +367,17 @@ class ServerMetrics:
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def observe_http(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one HTTP request of any route with its real status and latency.
+
+        ``route`` is the route's template (``/api/models/{version}/promote``), never the
+        raw path, so the series stay bounded; methods outside :data:`METHODS` count as
+        ``OTHER``, since a client can send any word there."""
+        method = method if method in METHODS else "OTHER"
+        _status_class(status)
+        self._http_requests.labels(self.model_name, method, route, str(status)).inc()
+        self._http_latency.labels(self.model_name, method, route).observe(seconds)
 
     # ------------------------------------------------------------------ features
     def observe_features(
@@ -445,6 +481,17 @@ def _statistics(feature: FeatureDrift) -> dict[str, float | None]:
     every = {"ks": feature.ks_statistic, "chi2": feature.chi2_statistic,
              "psi": feature.psi, "js": feature.js_distance}
     return {statistic: every[statistic] for statistic in STATISTICS[feature.kind]}
+
+
+def _add_runtime_collectors(registry: CollectorRegistry) -> None:
+    """This process's CPU, memory and file descriptors (``process_*``), the Python version
+    (``python_info``) and the garbage collector (``python_gc_*``). Single-process mode only:
+    in multiprocess mode one scrape is answered by any one worker, whose own figures would
+    jump from worker to worker, and prometheus_client's GC collector turns itself off
+    there; watch the workers from outside (the container's or node's metrics) instead."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
 
 
 def _status_class(status: int) -> str:

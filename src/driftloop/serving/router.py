@@ -1,4 +1,4 @@
-"""AdaptiveAgentRouter: which model answers a request, and which one shadows it.
+"""TrafficRouter: which model answers a request, and which one shadows it.
 
 Two slots, champion and candidate, each a loaded model behind its own BatchingQueue.
 Modes: ``off`` (champion only); ``shadow`` (a fraction of requests mirrored to the
@@ -20,6 +20,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 from driftloop.models.served import ServedModel
@@ -27,8 +28,19 @@ from driftloop.serving.batching import BatchingQueue, QueueFullError
 
 logger = logging.getLogger(__name__)
 
-Mode = Literal["off", "shadow", "canary", "ab"]
-MODES: tuple[str, ...] = ("off", "shadow", "canary", "ab")
+
+
+class TrafficMode(StrEnum):
+    """How the candidate takes part; a str, so stored rows and JSON hold the plain name."""
+
+    OFF = "off"
+    SHADOW = "shadow"
+    CANARY = "canary"
+    AB = "ab"
+
+
+Mode = TrafficMode | Literal["off", "shadow", "canary", "ab"]
+MODES: tuple[str, ...] = tuple(TrafficMode)
 CHAMPION, CANDIDATE = "champion", "candidate"
 
 
@@ -43,6 +55,7 @@ class Traffic:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
+        object.__setattr__(self, "mode", TrafficMode(self.mode))
         for name in ("weight", "shadow_fraction"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -95,7 +108,7 @@ def unit_hash(key: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-class AdaptiveAgentRouter:
+class TrafficRouter:
     """Routes each request to a slot and mirrors it when the mode says so."""
 
     def __init__(self, traffic: Traffic | None = None, *, candidate_timeout: float = 2.0,
@@ -214,3 +227,7 @@ class AdaptiveAgentRouter:
         else:
             self.counters.candidate_errors += 1
             logger.warning("candidate failed: %s", exc)
+
+
+#: The router's first name, kept for code that imports it (a public name since 0.1).
+AdaptiveAgentRouter = TrafficRouter

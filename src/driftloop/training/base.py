@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from driftloop.errors import ModelError
+
 if TYPE_CHECKING:  # the data layer needs sqlalchemy; a trainer alone (a GPU box) may not
     from driftloop.data.snapshots import Snapshot
 
 
-class TrainerError(RuntimeError):
+class TrainerError(ModelError):
     """Training failed for a reason that retrying will not fix (bad data, a failed job)."""
 
 

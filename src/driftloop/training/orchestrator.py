@@ -27,6 +27,7 @@ The champion serves throughout: only promote_candidate (atomic) and rollback cha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import statistics
@@ -45,9 +46,11 @@ from driftloop.data.snapshots import EVENT_TIMESTAMP, SnapshotStore
 from driftloop.evaluation import (
     GateConfig,
     LabelHorizon,
+    LabelShare,
     RollbackWatch,
     ShadowGate,
     WatchDecision,
+    labelled_share_by_prediction,
 )
 from driftloop.events import EventBus
 from driftloop.models.served import plain_value, served
@@ -82,6 +85,8 @@ LATENCY_ROWS = 30
 LATENCY_TRIALS = 3
 #: The states whose own settings bound them, instead of ``step_timeout``.
 SELF_TIMED = (TRAINING, SHADOWING, PROMOTED, COOLDOWN)
+#: Seconds between two label-share checks of an undecided shadow phase.
+LABEL_SHARE_EVERY_S = 60.0
 
 
 class LabelReader:
@@ -124,12 +129,11 @@ class ShadowTally:
         self.sums = {"champion": 0.0, "candidate": 0.0}
         self.horizon = LabelHorizon(gate.config.label_horizon_s)
         self.baseline = RollbackWatch.baseline_sequence(gate.metric, rollback_alpha)
+        self._share: tuple[float, LabelShare | None] | None = None  # (computed at, share)
 
     def update(self, now: float) -> dict[str, Any]:
         frame = self.reader.new_rows()
-        mirrored = frame[frame["shadow"].map(
-            lambda s: isinstance(s, dict) and s.get("version") == self.candidate)
-            & (frame["slot"] == "champion")]
+        mirrored = frame[_mirrored(frame, self.candidate)]
         times = [t.timestamp() for t in pd.to_datetime(mirrored["ts"], utc=True)]
         self.horizon.add(times, list(mirrored["output"]),
                          [s.get("output") for s in mirrored["shadow"]], list(mirrored["label"]))
@@ -145,6 +149,43 @@ class ShadowTally:
                    for name, total in self.sums.items()},
                 "champion_lower": self.baseline.lower, "champion_upper": self.baseline.upper,
                 "awaiting_label_horizon": self.horizon.pending}
+
+    def label_share(self, now: float, fresh: bool) -> LabelShare | None:
+        """The labelled share by the champion's predicted class among the requests this
+        phase pairs from: mirrored to the candidate and at least ``label_horizon_s`` old,
+        labelled or not. Diverging shares mean that labels of one outcome are still out
+        when the others are in, so the paired evidence over-represents the outcomes
+        labelled first (:mod:`~driftloop.evaluation.horizon`). None before any such
+        request, or when the predictions are not classes.
+
+        It reads every request of the phase (about 1 s per 50,000 on a busy machine), so
+        unless ``fresh`` (a verdict) it is computed again only every
+        :data:`LABEL_SHARE_EVERY_S`."""
+        if (not fresh and self._share is not None
+                and now - self._share[0] < LABEL_SHARE_EVERY_S):
+            return self._share[1]
+        share = self._label_share(now)
+        self._share = (now, share)
+        return share
+
+    def _label_share(self, now: float) -> LabelShare | None:
+        until = datetime.fromtimestamp(now - self.horizon.horizon, UTC)
+        if until <= self.reader.since:
+            return None
+        frame = self.reader.log.answered(since=self.reader.since, until=until,
+                                         model_name=self.reader.model_name)
+        mirrored = frame[_mirrored(frame, self.candidate)]
+        return labelled_share_by_prediction(list(mirrored["output"]),
+                                            list(mirrored["labelled"]))
+
+
+def _mirrored(frame: pd.DataFrame, candidate: int) -> pd.Series[bool]:
+    """Which logged requests the champion answered and mirrored to ``candidate``."""
+    if not len(frame):
+        return pd.Series(False, index=frame.index, dtype=bool)
+    return frame["shadow"].map(
+        lambda s: isinstance(s, dict) and s.get("version") == candidate
+    ).astype(bool) & (frame["slot"] == "champion")
 
 
 class LiveTally:
@@ -189,6 +230,7 @@ class RetrainOrchestrator:
         self._retry_at = 0.0
         self._retries = 0
         self._tallies: dict[str, Any] = {}  # the active run's shadow / watch evidence
+        self._wake: tuple[asyncio.AbstractEventLoop | None, asyncio.Event | None] = (None, None)
 
     # ------------------------------------------------------------------ triggers
     def trigger(self, kind: str, reason: str, drift_event_id: str | None = None) -> TriggerResult:
@@ -197,7 +239,16 @@ class RetrainOrchestrator:
                                    cooldown_s=self.settings.cooldown)
         if result.run is not None and not result.ignored:
             self._publish(result.run)
+            self.wake()
         return result
+
+    def wake(self) -> None:
+        """Tick now instead of at the next poll (from any thread): a trigger in the process
+        that drives the loop starts its run at once; other processes' triggers are found
+        in the run store by the poll."""
+        loop, event = self._wake
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
 
     def state(self) -> dict[str, Any]:
         """The loop's state for /api/state: IDLE or the active run's."""
@@ -211,14 +262,19 @@ class RetrainOrchestrator:
     # ------------------------------------------------------------------ driving
     async def run_forever(self, interval: float, leads: Callable[[], bool] = lambda: True
                           ) -> None:
-        """Tick every ``interval`` seconds while this process ``leads``."""
+        """Tick every ``interval`` seconds while this process ``leads``, and at once when
+        :meth:`wake` is called."""
+        event = asyncio.Event()
+        self._wake = (asyncio.get_running_loop(), event)
         while True:
             if leads():
                 try:
                     await self.tick()
                 except Exception:  # the loop must outlive any one bad step
                     logger.exception("the retraining loop failed a step; retrying")
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), interval)
+            event.clear()
 
     async def tick(self) -> Run | None:
         """Advance the active run by one step (or start a scheduled one). Returns the run."""
@@ -416,25 +472,32 @@ class RetrainOrchestrator:
         decision = self.gate.decide(tally.pairs, self.clock() - started)
         shadow = {**decision.evidence, **scores, "verdict": decision.verdict,
                   "reason": decision.reason, "candidate_version": candidate}
+        if decision.verdict == "continue" and run.evidence.get("shadow", {}).get(
+                "n") == shadow["n"]:
+            return run
+        share = await asyncio.to_thread(tally.label_share, self.clock(),
+                                        decision.verdict != "continue")
+        warnings = [label_delay_warning(share)] if share and share.diverging else []
+        shadow.update(label_share=None if share is None else _finite_dict(share.to_dict()),
+                      warnings=warnings)
         evidence = {**run.evidence, "shadow": _finite_dict(shadow)}
         if decision.verdict == "continue":
-            if run.evidence.get("shadow", {}).get("n") != shadow["n"]:
-                run = await asyncio.to_thread(self.runs.update, run, evidence=evidence)
-            return run
+            return await asyncio.to_thread(self.runs.update, run, evidence=evidence)
+        reason = "; ".join([decision.reason, *(f"warning: {w}" for w in warnings)])
         await asyncio.to_thread(  # the decision and its evidence, on the version and audited
             self.registry.score_candidate, self.name, candidate, actor=ACTOR,
-            reason=decision.reason, metrics={
+            reason=reason, metrics={
                 f"shadow_{k}": v for k, v in _finite_dict(shadow).items()
                 if k in ("n", "mean_delta", "lower", "upper", "min_delta", "alpha", "verdict",
                          "champion_score", "candidate_score", "candidate_failures")})
         if decision.verdict == "reject":
-            await asyncio.to_thread(self._withdraw, candidate, decision.reason)
-            return await self._advance(run, REJECTED, decision.reason, outcome="rejected",
-                                       reason=decision.reason, evidence=evidence)
-        await asyncio.to_thread(self._promote, candidate, decision.reason)
+            await asyncio.to_thread(self._withdraw, candidate, reason)
+            return await self._advance(run, REJECTED, reason, outcome="rejected",
+                                       reason=reason, evidence=evidence)
+        await asyncio.to_thread(self._promote, candidate, reason)
         evidence["promoted_at"] = self.clock()
-        return await self._advance(run, PROMOTED, decision.reason, outcome="promoted",
-                                   reason=decision.reason, evidence=evidence)
+        return await self._advance(run, PROMOTED, reason, outcome="promoted",
+                                   reason=reason, evidence=evidence)
 
     async def _watch(self, run: Run) -> Run:
         """After promotion: roll back when the new champion is shown worse live than the
@@ -544,8 +607,19 @@ class RetrainOrchestrator:
         self.bus.publish("run", run.to_dict())
 
 
+<<<<<<< HEAD
 def p95_latencies(champion: Any, candidate: Any, rows: Sequence[dict[str, Any]],
                   repeats: int = 3) -> tuple[float, float]:
+=======
+def label_delay_warning(share: LabelShare) -> str:
+    """What a run says when labels arrive depending on the outcome."""
+    return (f"{share.describe()}: the paired evidence over-represents the outcomes labelled "
+            "first; set label_horizon longer than the slowest label")
+
+
+def p95_latencies(champion: Any, candidate: Any, rows: Sequence[dict[str, Any]]
+                   ) -> tuple[float, float]:
+>>>>>>> merge-17
     """p95 seconds of single-row predict_batch calls (the serving unit of work) of both
     models, after a warm-up, with their calls interleaved so that whatever else the machine
     does slows both alike.

@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,16 +26,27 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from driftloop import db
+from driftloop.errors import ConflictError
 
-IDLE = "IDLE"
-SNAPSHOTTING = "SNAPSHOTTING"
-TRAINING = "TRAINING"
-EVALUATING = "EVALUATING"
-SHADOWING = "SHADOWING"
-PROMOTED = "PROMOTED"
-REJECTED = "REJECTED"
-COOLDOWN = "COOLDOWN"
-FAILED = "FAILED"
+
+class LoopState(StrEnum):
+    """The states of the loop; a str, so stored rows and JSON frames hold the plain name."""
+
+    IDLE = "IDLE"
+    SNAPSHOTTING = "SNAPSHOTTING"
+    TRAINING = "TRAINING"
+    EVALUATING = "EVALUATING"
+    SHADOWING = "SHADOWING"
+    PROMOTED = "PROMOTED"
+    REJECTED = "REJECTED"
+    COOLDOWN = "COOLDOWN"
+    FAILED = "FAILED"
+
+
+IDLE, SNAPSHOTTING, TRAINING = LoopState.IDLE, LoopState.SNAPSHOTTING, LoopState.TRAINING
+EVALUATING, SHADOWING = LoopState.EVALUATING, LoopState.SHADOWING
+PROMOTED, REJECTED = LoopState.PROMOTED, LoopState.REJECTED
+COOLDOWN, FAILED = LoopState.COOLDOWN, LoopState.FAILED
 #: The transitions the state machine allows (FAILED is reachable from every active state).
 NEXT: dict[str, tuple[str, ...]] = {
     SNAPSHOTTING: (TRAINING,),
@@ -49,7 +61,7 @@ TRIGGERS = ("drift", "manual", "schedule")
 LOG_TAIL = 50
 
 
-class RunStateError(RuntimeError):
+class RunStateError(ConflictError, RuntimeError):
     """A transition the state machine does not allow, or on a run that moved on."""
 
 
@@ -115,7 +127,7 @@ class Run:
         return spent
 
     def to_dict(self) -> dict[str, Any]:
-        """The shape of dashboard/PROTOCOL.md's ``Run``."""
+        """The shape of ``Run`` in driftloop/serving/schemas.py (the dashboard's contract)."""
         return {
             "id": self.id, "model": self.model_name, "state": self.state, "active": self.active,
             "outcome": self.outcome, "reason": self.reason, "trigger": self.trigger.to_dict(),

@@ -21,9 +21,6 @@ from sqlalchemy.engine import Connection, Engine
 
 metadata = sa.MetaData()
 
-#: PostgreSQL advisory lock held while creating the schema ("dlschema" in ASCII).
-SCHEMA_LOCK_KEY = 0x646C736368656D61
-
 #: One row per model name: the counters that writers serialise on.
 models = sa.Table(
     "models",
@@ -216,20 +213,29 @@ feed_history = sa.Table(
 
 
 def create_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``), schema created.
+    """An engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``) whose schema is
+    the code's: a new database is created, an older one upgraded (Alembic, under a lock, so
+    several processes may start at once), and one *newer* than the code refused with
+    :class:`~driftloop.db.migrations.SchemaTooNewError`. See :func:`driftloop.db.migrations.ensure`.
 
     SQLite gets WAL, ``synchronous=FULL`` (a committed transaction survives power loss),
     a 30 s busy timeout and ``BEGIN IMMEDIATE`` for every transaction.
     """
+    from driftloop.db import migrations  # noqa: PLC0415 (Alembic loads only when a DB opens)
+
+    engine = connect(url, **kwargs)
+    migrations.ensure(engine)
+    return engine
+
+
+def connect(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` configured like :func:`create_engine`'s, with the schema left
+    alone: for ``driftloop db`` (which reports or upgrades it) and for Alembic's env.py."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
-    with transaction(engine) as conn:  # several processes may start at once: one creates
-        if engine.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-        metadata.create_all(conn)
     return engine
 
 
@@ -260,7 +266,6 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         conn = plain.execution_options(**{_WRITE: True})
         with conn.begin():
             yield conn
-
 
 
 def aware(value: datetime) -> datetime:
