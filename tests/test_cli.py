@@ -218,6 +218,22 @@ def test_the_registry_imports_no_data_stack() -> None:
     assert out.strip() == "[]"
 
 
+def test_reading_the_registry_loads_no_model_library(tmp_path: Path) -> None:
+    """`driftloop status` and `models` only read rows: opening the registry for them must
+    not import every adapter's library (scikit-learn and skops alone took 2.5 s of a 7 s
+    `status` on a busy machine)."""
+    probe = ("import sys\n"
+             "from driftloop.config import Settings\n"
+             "from driftloop.registry import ModelRegistry\n"
+             f"registry = ModelRegistry.for_settings(Settings(data_dir={str(tmp_path)!r}))\n"
+             "registry.get_champion('any'); registry.audit('any', limit=5)\n"
+             "print(sorted(m for m in ('sklearn', 'skops', 'pandas', 'xgboost', 'lightgbm') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
 def test_help_imports_nothing_heavy() -> None:
     """Every `serve` worker re-imports the CLI before it answers its health check."""
     probe = ("import sys; from driftloop.cli import main\n"

@@ -5,6 +5,7 @@ and concurrent starts upgrading once. Every test runs on SQLite and on PostgreSQ
 from __future__ import annotations
 
 import importlib.util
+import logging
 import shutil
 import subprocess
 import sys
@@ -218,3 +219,11 @@ def test_concurrent_starts_on_a_previous_release_database_upgrade_once(db_url: s
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).all() == [
             ("0001",)]
     engine.dispose()
+
+
+def test_opening_a_database_logs_nothing_from_alembic_at_info(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A training run's log captured Alembic's plugin and context lines at INFO."""
+    with caplog.at_level(logging.INFO):
+        db.create_engine(f"sqlite:///{tmp_path / 'new.db'}").dispose()
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("alembic")]

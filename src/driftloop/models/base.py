@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, overload, runtime_checkable
 
 from driftloop.errors import InputError, IntegrityError
 
@@ -88,13 +88,15 @@ BUILTIN_ADAPTERS: Final = {
 ENTRY_POINT_GROUP: Final = "driftloop.adapters"
 
 
-def installed_adapters(names: Sequence[str] = ()) -> list[ModelAdapter]:
+def installed_adapters(names: Sequence[str] = ()) -> Sequence[ModelAdapter]:
     """The model adapters of the ``driftloop.adapters`` entry-point group, in name order.
 
     Any installed package can add a model format by declaring an entry point in this group
     (``name = "package.module:AdapterClass"``); the registry, the server and the training
     worker all take their adapters from here. ``names`` (the ``adapters`` setting) keeps
-    only those; an unknown name is an :class:`UnsupportedModelError` listing the known ones.
+    only those; an unknown name is an :class:`UnsupportedModelError` listing the known ones,
+    at once. The adapters' modules are imported when one is first needed: a command that
+    only reads the registry (``driftloop status``) loads no model library.
     """
     targets = dict(BUILTIN_ADAPTERS)
     targets.update({ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)})
@@ -104,11 +106,34 @@ def installed_adapters(names: Sequence[str] = ()) -> list[ModelAdapter]:
         raise UnsupportedModelError(f"adapters: no adapter named {unknown[0]!r} in the "
                                     f"{ENTRY_POINT_GROUP} entry points (installed: "
                                     f"{', '.join(sorted(targets))})")
-    adapters = []
-    for name in chosen:
-        module, _, attribute = targets[name].partition(":")
-        adapters.append(getattr(importlib.import_module(module), attribute)())
-    return adapters
+    return _Adapters([targets[name] for name in chosen])
+
+
+class _Adapters(Sequence[ModelAdapter]):
+    """Adapters named by ``module:Class`` targets, each imported and built on first use."""
+
+    def __init__(self, targets: list[str]) -> None:
+        self._targets = targets
+        self._built: list[ModelAdapter] | None = None
+
+    def _adapters(self) -> list[ModelAdapter]:
+        if self._built is None:
+            built = []
+            for target in self._targets:
+                module, _, attribute = target.partition(":")
+                built.append(getattr(importlib.import_module(module), attribute)())
+            self._built = built
+        return self._built
+
+    @overload
+    def __getitem__(self, index: int) -> ModelAdapter: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ModelAdapter]: ...
+    def __getitem__(self, index: int | slice) -> ModelAdapter | Sequence[ModelAdapter]:
+        return self._adapters()[index]
+
+    def __len__(self) -> int:
+        return len(self._targets)
 
 
 def adapter_for(model: Any, adapters: Sequence[ModelAdapter]) -> ModelAdapter:

@@ -95,7 +95,7 @@ class ModelRegistry:
                  adapters: Sequence[ModelAdapter] | None = None) -> None:
         self.engine = engine
         self.artifacts = artifacts
-        self.adapters = list(adapters) if adapters is not None else installed_adapters()
+        self.adapters = adapters if adapters is not None else installed_adapters()
 
     @classmethod
     def open(cls, url: str, *, artifacts: str | Path = "artifacts", cache: str | Path | None = None,

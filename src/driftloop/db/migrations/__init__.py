@@ -44,6 +44,11 @@ from driftloop import db
 from driftloop.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+# Alembic logs every plugin it sets up and every context at INFO, each time a process opens
+# a database: in a training run's log that is a screen of noise before the first real line.
+# A level set by the user (anything but NOTSET) is kept.
+if logging.getLogger("alembic").level == logging.NOTSET:
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 #: PostgreSQL advisory lock held while checking and upgrading ("dlschema" in ASCII).
 LOCK_KEY = 0x646C736368656D61
