@@ -169,8 +169,14 @@ def test_a_follower_worker_serves_the_drift_leaders_history(db_url: str, tmp_pat
                 assert client.post("/predict/batch", json={
                     "rows": [{"features": row} for row in rows]}).status_code == 200
             time.sleep(0.1)
-        with follower_client.websocket_connect("/ws") as ws:
-            told = ws.receive_json()["data"]
+
+        def tell() -> dict[str, Any]:
+            with follower_client.websocket_connect("/ws") as ws:
+                return ws.receive_json()["data"]  # type: ignore[no-any-return]
+
+        # The leader records the alarm in the shared feed history just after raising it.
+        _until(lambda: bool(tell()["drift"]["alarms"]), "the alarm in the follower's story")
+        told = tell()
         assert not follower.leads() and follower.alarms == []
         assert told["drift"]["alarms"][0]["id"] == leader.alarms[0].id
         points = told["drift"]["history"]

@@ -36,6 +36,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
+from starlette.types import Scope
 
 from driftloop.config import Settings
 from driftloop.data.predictions import (
@@ -326,13 +328,25 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
 STATIC = Path(__file__).parent / "static"
 
 
+class _Dashboard(Mount):
+    """The dashboard's files, for GET and HEAD only. Mounted at ``/`` it matches every
+    path, so a wrong method on an API route (``DELETE /predict``) got the static files'
+    405 "allow: GET, HEAD" instead of the route's own "allow: POST"."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def _add_dashboard(app: FastAPI) -> None:
     """The built dashboard at ``/``, mounted last so it never shadows an API route. Without
     a build (``make run`` builds it) ``/`` says how to get one."""
     if any(getattr(r, "name", None) == "dashboard" for r in app.router.routes):
         return
     if (STATIC / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard")
+        app.router.routes.append(
+            _Dashboard("/", app=StaticFiles(directory=STATIC, html=True), name="dashboard"))
         return
 
     @app.get("/", include_in_schema=False, name="dashboard")
