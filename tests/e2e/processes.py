@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,18 +56,25 @@ def start_server(settings: Settings, workers: int, *, admin_token: str | None = 
     raise AssertionError(f"server did not start: {log.read_text()}")
 
 
+#: Held while burners run: with the suite shared between pytest-xdist processes, two
+#: busy-machine tests would otherwise burn four cores' worth on a two-core machine at once.
+BURNERS_LOCK = Path(tempfile.gettempdir()) / "driftloop-tests-cpu-burners.lock"
+
+
 @contextlib.contextmanager
 def cpu_burners(count: int = 2) -> Iterator[None]:
     """``count`` processes spinning on a core each, as a user's busy machine has: what the
-    busy-machine tests run beside."""
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-               for _ in range(count)]
-    try:
-        yield
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
+    busy-machine tests run beside. One such test at a time, across test processes."""
+    with BURNERS_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                   for _ in range(count)]
+        try:
+            yield
+        finally:
+            for burner in burners:
+                burner.kill()
+                burner.wait()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
