@@ -314,7 +314,12 @@ def test_three_replicas_survive_a_killed_leader_and_a_rolling_restart(
                 "run": {"state": run["state"], "reason": run["reason"],
                         "trainings": sum(t["to"] == "TRAINING" for t in run["transitions"])},
             }
-            assert after.failed == before.failed, after.errors[-10:]
+            # HAProxy retries a request the dead replica never answered; one whose answer
+            # the SIGKILL cut between its headers and its body cannot be retried by anyone
+            # but the client (at most one per connection in flight to the victim).
+            cut = after.errors[len(before.errors):]
+            assert len(cut) <= CLIENTS and all(
+                "without sending complete message body" in error for error in cut), cut
             assert took_over_at - killed_at < 2 * FAILOVER_BOUND_S + 5
             assert watch.samples[-1][2] is not None and watch.samples[-1][2] < 5
             if run["state"] == "FAILED":
