@@ -241,7 +241,9 @@ class Report(Closed):
     workers: int | None = None
     worker_ids: list[str] | None = None
     rejected_workers: list[str] | None = None
-    newer_format_workers: dict[str, int] | None = None
+    newer_format_workers: dict[str, int] | None = Field(
+        None, description="workers whose window is in a newer format than the leader reads "
+                          "(worker id: format version): a rolling upgrade half done")
     leader_id: str | None = None
     evaluated_pane_id: int | None = None
     updated_at: float | None = None
