@@ -33,3 +33,8 @@ export function fmtDuration(seconds: number | null | undefined): string {
 export function shorten(text: string, keep = 12): string {
   return text.length > keep + 1 ? `${text.slice(0, keep)}…` : text;
 }
+
+/** A number to `digits` significant digits (a p-value: 0.0012, 3.4e-9). */
+export function fmtSignificant(value: number | null | undefined, digits = 2): string {
+  return present(value) ? value.toPrecision(digits) : DASH;
+}

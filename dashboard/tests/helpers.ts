@@ -1,7 +1,14 @@
 import type { Frame, Snapshot } from "../src/protocol";
 import type { SocketLike } from "../src/useReconnectingSocket";
 import { useDashboard } from "../src/store";
+import labelShareRun from "./fixtures/run_label_share.json";
 import fixture from "./fixtures/snapshot.json";
+
+/** A shadowing run whose labels arrive later for one predicted class: its evidence has
+ * the label share and a warning (fixtures/run_label_share.json, checked by the contract). */
+export function labelShareRunFrame(): Frame {
+  return structuredClone(labelShareRun) as Frame;
+}
 
 /** A fresh copy of the fixture's snapshot data (tests may mutate it). */
 export function snapshotData(): Snapshot {

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from tests.served_model import cancer_frame, example_rows, push
+from tests.drift.helpers import with_version
+from tests.served_model import cancer_frame, example_rows, push, served_settings_in
 
+from driftloop import db
 from driftloop.config import Settings
 from driftloop.data.predictions import PredictionLog
+from driftloop.drift import codec
 from driftloop.registry import ModelRegistry
+from driftloop.serving import schemas
 from driftloop.serving.app import create_app
 
 ADMIN = {"Authorization": "Bearer s3cret"}
@@ -193,3 +201,77 @@ def test_metrics_count_every_request_with_its_real_status(client: TestClient) ->
                and s.labels["route"] == "/predict" for s in samples)
     assert any(s.name.startswith("process_") for s in samples)
     assert any(s.name == "python_info" for s in samples)
+
+
+def test_the_dashboards_files_and_its_websocket_add_no_series_and_no_error(
+        served_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Every static file is counted under the dashboard's one route, every file it does
+    not have as unrouted, and the WebSocket upgrade (not HTTP) is not counted at all."""
+    static = tmp_path / "static"
+    (static / "assets").mkdir(parents=True)
+    (static / "index.html").write_text("<!doctype html><title>driftloop</title>")
+    for name in ("index-1a2b.js", "index-3c4d.css"):
+        (static / "assets" / name).write_text("/* built */")
+    monkeypatch.setattr("driftloop.serving.app.STATIC", static)
+    with caplog.at_level(logging.WARNING), TestClient(create_app(served_settings)) as client:
+        for path in ("/", "/assets/index-1a2b.js", "/assets/index-3c4d.css"):
+            assert client.get(path).status_code == 200, path
+        for i in range(20):  # scanners, stale tabs: one series for all of them
+            assert client.get(f"/assets/gone-{i}.js").status_code == 404
+        with client.websocket_connect("/ws") as ws:
+            assert ws.receive_json()["type"] == "snapshot"
+            ws.send_json({"type": "ping"})
+            while ws.receive_json()["type"] != "pong":
+                pass
+        text = client.get("/metrics").text
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples
+               if s.name == "driftloop_http_requests_total"]
+    counted = {(s.labels["method"], s.labels["route"], s.labels["status"]): s.value
+               for s in samples}
+    assert counted == {("GET", "/", "200"): 3, ("GET", "(unrouted)", "404"): 20}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_api_state_is_the_feeds_state_and_what_only_this_process_knows(
+        client: TestClient) -> None:
+    with client.websocket_connect("/ws") as ws:
+        state = ws.receive_json()["data"]["state"]
+    answer = client.get("/api/state").json()
+    assert {key: answer[key] for key in state} == state
+    assert set(answer) - set(state) == {"queues", "observations", "router", "prediction_log",
+                                        "worker"}
+    assert state["newer_format_workers"] == {}  # one process: no other worker to be newer
+
+
+def test_a_worker_on_a_newer_driftloop_shows_in_the_state_the_metrics_and_the_report(
+        tmp_path: Path) -> None:
+    """A rolling upgrade that reached a worker but not the drift leader: the worker's
+    window is left out of the drift view, and every place an operator looks says so."""
+    settings = served_settings_in(tmp_path).model_copy(update={"pane_seconds": 1.0})
+    newer = codec.VERSION + 1
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.service.registry.engine  # type: ignore[attr-defined]
+        table = db.drift_windows
+
+        def shipped() -> bytes | None:  # this worker's own window
+            with engine.connect() as conn:
+                return conn.execute(sa.select(table.c.window)).scalars().first()
+
+        wait_until(lambda: shipped() is not None)
+        blob = bytes(shipped())  # type: ignore[arg-type]
+        with db.transaction(engine) as conn:  # what an upgraded worker ships
+            conn.execute(table.insert().values(
+                model_name="cancer", worker_id="upgraded", updated_at=datetime.now(UTC),
+                window=with_version(blob, newer)))
+        wait_until(lambda: client.get("/api/state").json()["newer_format_workers"]
+                   == {"upgraded": newer})
+        text = client.get("/metrics").text
+        assert 'driftloop_drift_newer_format_workers{model="cancer"} 1.0' in text
+        drift = client.get("/api/drift")
+        assert drift.status_code == 200, drift.text
+        report = schemas.DriftView.model_validate(drift.json()).report
+        assert report is not None and report.newer_format_workers == {"upgraded": newer}
+        with client.websocket_connect("/ws") as ws:
+            state = ws.receive_json()["data"]["state"]
+        assert state["newer_format_workers"] == {"upgraded": newer}

@@ -23,10 +23,12 @@ from tests.drift.helpers import with_version
 from driftloop import db
 from driftloop.drift import DriftDetector, DriftEvent, DriftPolicy, codec
 from driftloop.drift.dispersion import MIN_HISTORY
+from driftloop.serving import schemas
 from driftloop.serving.drift_sync import (
     DriftLeader,
     WindowShipper,
     advisory_lock_key,
+    read_newer_format_workers,
     read_report,
 )
 
@@ -377,6 +379,10 @@ def test_a_window_in_a_newer_format_is_an_error_naming_both_versions_and_in_the_
     assert stored is not None
     assert (stored["worker_ids"], stored["rejected_workers"]) == (["old"], ["new"])
     assert stored["newer_format_workers"] == {"new": newer}
+    assert leader.newer_format_workers == {"new": newer}
+    assert read_newer_format_workers(engine, model) == {"new": newer}
+    assert read_newer_format_workers(engine, "no such model") == {}
+    assert schemas.Report.model_validate(stored).newer_format_workers == {"new": newer}
 
 
 def test_misuse_is_refused_with_what_to_do(

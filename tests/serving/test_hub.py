@@ -115,9 +115,9 @@ def test_a_late_client_and_a_restarted_server_tell_the_whole_drift_story(
     with TestClient(create_app(settings)) as client:
         service = client.app.state.service  # type: ignore[attr-defined]
         _shifted_traffic(client, 600)  # panes of 100: six evaluations, an alarm after two
-        _until(lambda: service.alarms, "an alarm")
-        _until(lambda: (service.detector.last_report or 0) and
-               service.detector.last_report.window_size >= 200, "a full window")
+        _until(lambda: service.alarms.open, "an alarm")
+        _until(lambda: (service.monitor.detector.last_report or 0) and
+               service.monitor.detector.last_report.window_size >= 200, "a full window")
         api = client.get("/api/drift").json()
         assert api["report"]["drifted"]
 
@@ -135,13 +135,13 @@ def test_a_late_client_and_a_restarted_server_tell_the_whole_drift_story(
         assert story["traffic points"] >= 1 and story["metrics points"] >= 1, story
         drifted = [p for p in late["drift"]["history"] if p["drifted"]]
         assert len(drifted) >= 2 and drifted[-1]["features"]["mean radius"]["drifted"]
-        assert late["drift"]["alarms"][0]["id"] == service.alarms[0].id
+        assert late["drift"]["alarms"][0]["id"] == service.alarms.open[0].id
         pane_ids = [p["pane_id"] for p in late["drift"]["history"]]
         assert pane_ids == sorted(pane_ids)
 
     with TestClient(create_app(settings)) as client, client.websocket_connect("/ws") as ws:
         after = ws.receive_json()["data"]
-        assert client.app.state.service.alarms == []  # type: ignore[attr-defined]
+        assert client.app.state.service.alarms.open == []  # type: ignore[attr-defined]
         assert after["drift"]["history"][:len(late["drift"]["history"])] == \
             late["drift"]["history"]
         assert after["drift"]["alarms"] == late["drift"]["alarms"]
@@ -158,12 +158,12 @@ def test_a_follower_worker_serves_the_drift_leaders_history(db_url: str, tmp_pat
         update={"pane_seconds": 1.0})
     with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
         services = [c.app.state.service for c in (first, second)]  # type: ignore[attr-defined]
-        _until(lambda: sum(s.leader.is_leader for s in services) == 1, "one drift leader")
-        leader, follower = sorted(services, key=lambda s: not s.leader.is_leader)
+        _until(lambda: sum(s.monitor.leader.is_leader for s in services) == 1, "one drift leader")
+        leader, follower = sorted(services, key=lambda s: not s.monitor.leader.is_leader)
         follower_client = first if follower is services[0] else second
         rows = _shifted_rows(100)
         deadline = time.monotonic() + 60
-        while not leader.alarms:  # spread over one-second panes, on both workers
+        while not leader.alarms.open:  # spread over one-second panes, on both workers
             assert time.monotonic() < deadline, "no alarm from the merged drift view"
             for client in (first, second):
                 assert client.post("/predict/batch", json={
@@ -177,8 +177,8 @@ def test_a_follower_worker_serves_the_drift_leaders_history(db_url: str, tmp_pat
         # The leader records the alarm in the shared feed history just after raising it.
         _until(lambda: bool(tell()["drift"]["alarms"]), "the alarm in the follower's story")
         told = tell()
-        assert not follower.leads() and follower.alarms == []
-        assert told["drift"]["alarms"][0]["id"] == leader.alarms[0].id
+        assert not follower.leads() and follower.alarms.open == []
+        assert told["drift"]["alarms"][0]["id"] == leader.alarms.open[0].id
         points = told["drift"]["history"]
         assert len(points) >= 2 and all(p["drifted"] for p in points[-2:])
         panes = [p["pane_id"] for p in points]

@@ -56,13 +56,13 @@ def test_output_reference_comes_from_held_out_rows(tmp_path: Path) -> None:
         service = build_service(settings, registry)
         await service.start()
         try:
-            assert service.detector is not None and service.router.champion is not None
+            assert service.monitor.detector is not None and service.router.champion is not None
             model = service.router.champion.model
             records = traffic[FEATURES].to_dict(orient="records")
             live = [monitored_output(o) for o in model.predict_batch(records)]
             on_train = [monitored_output(o) for o in model.predict_batch(
                 train[FEATURES].to_dict(orient="records"))]
-            return service.detector, live, on_train
+            return service.monitor.detector, live, on_train
         finally:
             await service.stop()
 

@@ -85,7 +85,7 @@ def test_nul_and_lone_surrogates_get_422_everywhere_and_the_log_keeps_going(
 def test_a_stuck_log_shows_in_state_and_metrics(settings: Settings, tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as client:
         service = client.app.state.service  # type: ignore[attr-defined]
-        writer = service.writer
+        writer = service.monitor.writer
         healthy = writer._log
         writer._log = PredictionLog(sa.create_engine(DOWN))
         writer._retry_delay = 0.05

@@ -53,7 +53,7 @@ def test_a_new_champion_becomes_the_drift_reference(tmp_path: Path) -> None:
         service = build_service(settings)
         await service.start()
         try:
-            assert service.detector is not None and service.reference.frame is not None
+            assert service.monitor.detector is not None and service.reference.frame is not None
             before = len(service.reference.frame)
             registry = service.registry
             big = cancer_frame()
@@ -62,16 +62,16 @@ def test_a_new_champion_becomes_the_drift_reference(tmp_path: Path) -> None:
                 big, holdout_fraction=0.2)
             train = pd.read_parquet(snapshot.train_path)
             v2 = push(registry, train, snapshot.id, snapshot.sha256)
-            service.alarms.append(object())  # type: ignore[arg-type]  # an open alarm
+            service.alarms.open.append(object())  # type: ignore[arg-type]  # an open alarm
             await asyncio.to_thread(registry.promote_candidate, "cancer", v2)
             await service.refresh()
             assert service.router.champion is not None
             assert service.router.champion.version == v2
             assert len(service.reference.frame) == len(train) != before
             assert set(service.reference.frame["size"]) == {"large"}
-            size = next(p for p in service.detector.profiles if p.name == "size")
+            size = next(p for p in service.monitor.detector.profiles if p.name == "size")
             assert size.categories == ["large"] and size.n == len(train)
-            assert service.alarms == []
+            assert service.alarms.open == []
         finally:
             await service.stop()
 

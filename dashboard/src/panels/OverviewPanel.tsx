@@ -17,6 +17,7 @@ export function OverviewPanel() {
   const report = useDashboard((s) => s.drift.report);
   const latest = metrics.at(-1);
   const loaded = state !== null;
+  const newer = Object.entries(state?.newer_format_workers ?? {});
 
   const x = useMemo(() => metrics.map((m) => m.at), [metrics]);
   const series = useMemo(
@@ -26,6 +27,11 @@ export function OverviewPanel() {
 
   return (
     <section className="panel">
+      {newer.length > 0 && (
+        <p className="warning" data-testid="newer-format-warning" title={newer.map(([worker, version]) => `${worker}: format ${version}`).join(", ")}>
+          {newer.length} worker(s) run a newer driftloop: finish the rolling upgrade
+        </p>
+      )}
       <div className="stats">
         <Stat label="Champion" testId="champion-version" value={version(loaded, state?.champion)} />
         <Stat label="Candidate" testId="candidate-version" value={version(loaded, state?.candidate)} />

@@ -1,5 +1,6 @@
 import { useMemo } from "react";
 import { NoData } from "../components/NoData";
+import { ShadowNotes } from "../components/ShadowNotes";
 import { TimeSeriesChart, seriesColor } from "../components/TimeSeriesChart";
 import { useDashboard } from "../store";
 import { AdminControls } from "./traffic/AdminControls";
@@ -21,7 +22,14 @@ export function TrafficPanel() {
       {current ? <TrafficShares traffic={current} /> : <NoData />}
       <TimeSeriesChart testId="traffic-history-chart" title="Shares over time" x={x} series={series} height={180} yRange={[0, 1]} stepped />
       <h2>Shadow evidence</h2>
-      {shadow ? <ShadowInterval shadow={shadow} /> : <NoData what="no shadow evaluation running" />}
+      {shadow ? (
+        <>
+          <ShadowInterval shadow={shadow} />
+          <ShadowNotes shadow={shadow} />
+        </>
+      ) : (
+        <NoData what="no shadow evaluation running" />
+      )}
       <h2>Admin</h2>
       <AdminControls traffic={current} candidate={candidate} />
     </section>

@@ -32,4 +32,18 @@ describe("OverviewPanel", () => {
     expect(screen.getByTestId("candidate-version").textContent).toBe("v3");
     expect(screen.getByTestId("loop-state").textContent).toBe("SHADOWING");
   });
+
+  it("warns while workers run a newer driftloop than the drift leader, and stops once none do", () => {
+    const snap = loadSnapshot();
+    render(<OverviewPanel />);
+    expect(screen.queryByTestId("newer-format-warning")).toBeNull();
+
+    act(() => apply(delta("state", { ...snap.state, newer_format_workers: { "host-b:41:9f8e": 3, "host-c:17:1a2b": 3 } })));
+    const warning = screen.getByTestId("newer-format-warning");
+    expect(warning.textContent).toBe("2 worker(s) run a newer driftloop: finish the rolling upgrade");
+    expect(warning.title).toContain("host-b:41:9f8e: format 3");
+
+    act(() => apply(delta("state", { ...snap.state, newer_format_workers: {} })));
+    expect(screen.queryByTestId("newer-format-warning")).toBeNull();
+  });
 });

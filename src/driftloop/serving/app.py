@@ -57,7 +57,7 @@ from driftloop.serving.errors import ErrorGuard, error_response
 from driftloop.serving.limits import BodyGuard
 from driftloop.serving.log_health import LogMetrics, log_state
 from driftloop.serving.reference import FeatureSpec
-from driftloop.serving.request_metrics import RequestMetrics, note_answers
+from driftloop.serving.request_metrics import Mounted, RequestMetrics, note_answers
 from driftloop.serving.router import MODES, Traffic
 from driftloop.serving.schemas import (
     AdminAction,
@@ -70,6 +70,7 @@ from driftloop.serving.schemas import (
     errors,
 )
 from driftloop.serving.service import ModelService
+from driftloop.serving.view import state_of
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes,
                        timeout=settings.body_timeout)
     app.add_middleware(auth.OriginGuard, allowed=settings.allowed_origins)
-    app.add_middleware(RequestMetrics, metrics=lambda: service.metrics)
+    app.add_middleware(RequestMetrics, metrics=lambda: service.publisher.metrics)
     require_admin = auth.admin_guard(token, insecure=settings.insecure_no_admin_auth,
                                      error=lambda status, message, headers: ApiError(
                                          status, message, "Authorization", headers=headers))
@@ -227,25 +228,20 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
     @app.get("/api/state", response_model=schemas.ServerState, response_model_exclude_unset=True,
              responses=errors(503))
     async def state() -> dict[str, Any]:
-        router = service.router
-        observer = service.observer
+        """The state the dashboard's feed shows (the same view as its state frames) and
+        what only the process that answers knows: its queues, counters, prediction log
+        and worker."""
+        router, observer = service.router, service.monitor.observer
         return {
-            "model": service.name,
-            "generation": service.generation,
-            "champion": _slot(router.champion),
-            "candidate": _slot(router.candidate),
-            "traffic": vars(router.traffic) | {"shares": router.traffic.shares(
-                router.candidate is not None)},
+            **await state_of(service.hub.view),
             "queues": {name: s.queue.depth for name, s in (("champion", router.champion),
                                                           ("candidate", router.candidate)) if s},
             "observations": {"queued": observer.queue.qsize() if observer else 0,
                              "dropped": observer.dropped if observer else 0,
                              "observed": observer.observed if observer else 0},
-            "router": {k: v for k, v in vars(router.counters).items()},
+            "router": dict(vars(router.counters)),
             "prediction_log": log_state(service, retention),
-            "alarms": len(service.alarms),
-            "loop": await _in_thread(service.orchestrator.state),
-            "worker": {"pid": os.getpid(), "instance": service.instance,
+            "worker": {"pid": os.getpid(), "instance": service.monitor.instance,
                        "drives_loop": service.leads()},
         }
 
@@ -253,7 +249,7 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
              responses=errors(503))
     async def drift() -> dict[str, Any]:
         return {"report": await _in_thread(service.drift_report),
-                "alarms": [e.to_dict() for e in service.alarms[-20:]]}
+                "alarms": [e.to_dict() for e in service.alarms.open[-20:]]}
 
     @app.get("/api/models", response_model=schemas.Lineage, responses=errors(503))
     async def models() -> dict[str, Any]:
@@ -345,8 +341,8 @@ def _add_dashboard(app: FastAPI) -> None:
     if any(getattr(r, "name", None) == "dashboard" for r in app.router.routes):
         return
     if (STATIC / "index.html").is_file():
-        app.router.routes.append(
-            _Dashboard("/", app=StaticFiles(directory=STATIC, html=True), name="dashboard"))
+        app.router.routes.append(_Dashboard(
+            "/", app=Mounted(StaticFiles(directory=STATIC, html=True), "/"), name="dashboard"))
         return
 
     @app.get("/", include_in_schema=False, name="dashboard")
@@ -359,7 +355,8 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
     """Routes whose bodies depend on the champion's schema, added once it is known."""
     if any(getattr(r, "path", None) == "/predict" for r in app.router.routes):
         return
-    predict_model, batch_model = request_models(service.features, settings.max_batch_rows)
+    predict_model, batch_model = request_models(service.reference.features,
+                                               settings.max_batch_rows)
 
     async def predict(body: Any, request: Request) -> dict[str, Any]:
         answer = await _predict_one(service, body)
@@ -424,7 +421,7 @@ async def _predict_one(service: ModelService, body: Any) -> dict[str, Any]:
 
 async def _journal(service: ModelService, answered: list[tuple[Any, dict[str, Any]]]) -> None:
     """In a durable mode, journal the answered predictions before the answer goes out."""
-    journal = service.journal
+    journal = service.monitor.journal
     if journal is None:
         return
     now = datetime.now(UTC)
@@ -437,10 +434,6 @@ async def _journal(service: ModelService, answered: list[tuple[Any, dict[str, An
         logger.error("journalling predictions failed: %s", exc)
         raise ApiError(503, "the prediction could not be journalled; retry shortly",
                        headers={"Retry-After": "1"}) from exc
-
-
-def _slot(slot: Any) -> dict[str, Any] | None:
-    return None if slot is None else {"version": slot.version, "queue_depth": slot.queue.depth}
 
 
 async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

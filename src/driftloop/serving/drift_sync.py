@@ -266,6 +266,7 @@ class DriftLeader:
         self._deadline = 0.0  # time.monotonic() after which this leader stops leading
         self._waiting_logged = False
         self._evaluated_pane: int | None = None
+        self._newer: dict[str, int] = {}
         self._warned: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ leadership
@@ -500,6 +501,13 @@ class DriftLeader:
         """The newest pane id the policy has evaluated, ``None`` before the first."""
         return self._evaluated_pane
 
+    @property
+    def newer_format_workers(self) -> dict[str, int]:
+        """Worker id → format version of the windows the last stored step left out because
+        a newer driftloop wrote them: while not empty, this leader runs older code than
+        part of the fleet and the drift view is blind to that part's traffic."""
+        return dict(self._newer)
+
     def step(self) -> list[DriftEvent]:
         """One leader round; returns the alarms raised (``[]`` when not the leader).
 
@@ -562,6 +570,7 @@ class DriftLeader:
             report = det.report()
         if not self._store(report, [w for w, _ in merged], rejected, newer, now):
             return []  # deposed meanwhile: the new leader raises the alarms
+        self._newer = newer
         return events
 
     def _still_leading(self) -> bool:
@@ -649,6 +658,17 @@ def read_report(engine: Engine, model_name: str) -> dict[str, Any] | None:
         report = conn.execute(sa.select(table.c.report)
                               .where(table.c.model_name == model_name)).scalar()
     return None if report is None else dict(report)
+
+
+def read_newer_format_workers(engine: Engine, model_name: str) -> dict[str, int]:
+    """``newer_format_workers`` of the stored merged report (see :func:`read_report`),
+    ``{}`` before any leader stepped. Only that key is read, not the whole report, so the
+    dashboard's state can ask every second."""
+    table = db.drift_reports
+    with engine.connect() as conn:
+        newer = conn.execute(sa.select(table.c.report["newer_format_workers"])
+                             .where(table.c.model_name == model_name)).scalar()
+    return {str(worker): int(version) for worker, version in (newer or {}).items()}
 
 
 # ---------------------------------------------------------------------- helpers

@@ -11,7 +11,7 @@ from driftloop.serving.service import ModelService
 
 def log_state(service: ModelService, retention: Retention) -> dict[str, Any]:
     """The prediction log's health: the writer's counters, journal and retention."""
-    writer, journal = service.writer, service.journal
+    writer, journal = service.monitor.writer, service.monitor.journal
     state: dict[str, Any] = writer.state() if writer is not None else {"enabled": False}
     state["durability"] = service.settings.log_durability if journal is not None else "buffered"
     state["journal_unsaved"] = journal.unsaved if journal is not None else 0
@@ -28,7 +28,7 @@ class LogMetrics:
         self._gauges: dict[str, Any] | None = None
 
     def update(self) -> None:
-        metrics = self.service.metrics
+        metrics = self.service.publisher.metrics
         if metrics is None:
             return
         if self._gauges is None:
@@ -52,7 +52,7 @@ class LogMetrics:
                                "How long writes to the prediction log have been failing "
                                "(0: they succeed).", "livemax"),
             }
-        writer = self.service.writer
+        writer = self.service.monitor.writer
         self._gauges["rows"].set(self.retention.rows if self.retention.rows is not None
                                  else float("nan"))
         if writer is not None:

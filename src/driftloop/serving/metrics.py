@@ -296,6 +296,11 @@ class ServerMetrics:
         self._evaluated_at = gauge("driftloop_drift_last_evaluation_timestamp_seconds",
                                    "Unix time of the last drift evaluation.", (),
                                    "livemostrecent")
+        self._newer_format = gauge(
+            "driftloop_drift_newer_format_workers",
+            "Workers whose drift windows a newer driftloop wrote, left out of the merged "
+            "drift view until the drift leader runs that version too (finish the rolling "
+            "upgrade). Set by the leader among several workers.", (), "livemostrecent")
         self._champion_info = gauge("driftloop_champion_info",
                                     "1 for the champion this process serves (0: a previous "
                                     "one).", ("version", "generation"), "liveall")
@@ -428,6 +433,11 @@ class ServerMetrics:
         self._window_events.labels(model).set(report.window_size)
         self._window_fill.labels(model).set(report.window_fill)
         self._evaluated_at.labels(model).set(report.evaluated_at)
+
+    def set_newer_format_workers(self, count: int) -> None:
+        """How many workers the drift leader's last step left out because a newer
+        driftloop wrote their windows (0 once the rollout reached the leader)."""
+        self._newer_format.labels(self.model_name).set(count)
 
     # ------------------------------------------------------------------ serving state
     def set_champion(self, version: int, generation: int) -> None:

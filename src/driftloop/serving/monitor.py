@@ -29,7 +29,12 @@ from driftloop.events import EventBus
 from driftloop.models.served import ServedModel
 from driftloop.registry import ModelRegistry, ModelVersion
 from driftloop.serving.alarms import Alarms
-from driftloop.serving.drift_sync import DriftLeader, WindowShipper, read_report
+from driftloop.serving.drift_sync import (
+    DriftLeader,
+    WindowShipper,
+    read_newer_format_workers,
+    read_report,
+)
 from driftloop.serving.observer import Observation, Observer
 from driftloop.serving.publishing import MetricsPublisher
 from driftloop.serving.reference import ReferenceData
@@ -116,6 +121,15 @@ class DriftMonitor:
         report = self.detector.last_report if self.detector else None
         return report.to_dict() if report else None
 
+    def newer_format_workers(self) -> dict[str, int]:
+        """Workers whose drift windows a newer driftloop wrote (worker id → format
+        version), left out of the drift view until the leader runs that version too: a
+        rolling upgrade not finished. As the leader last stored it, so every worker tells
+        the same; a database read with several workers, always empty alone."""
+        if self.shipper is None:
+            return {}
+        return read_newer_format_workers(self.registry.engine, self.name)
+
     async def share_forever(self) -> None:
         """Drift sharing on its own clock, so database work never delays a swap."""
         while True:
@@ -142,6 +156,7 @@ class DriftMonitor:
         if leader.evaluated_pane != evaluated:  # a new evaluation, for the dashboard's feed
             self.bus.publish("drift", await asyncio.to_thread(self.drift_report))
         await self.alarms.raise_alarms(events)
+        self.publisher.set_newer_format_workers(len(leader.newer_format_workers))
         if leader.detector.last_report is not None:
             self.publisher.set_drift(leader.detector.last_report)
 

@@ -42,6 +42,10 @@ class MetricsPublisher:
         if self.metrics is not None:
             self.metrics.set_loop_state(state)
 
+    def set_newer_format_workers(self, count: int) -> None:
+        if self.metrics is not None:
+            self.metrics.set_newer_format_workers(count)
+
     def set_drift(self, report: DriftReport) -> None:
         if self.metrics is not None:
             self.metrics.set_drift(report)

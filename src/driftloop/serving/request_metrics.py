@@ -4,7 +4,9 @@
 guards' 403/408/413, a route's 401, 404 or 422, the error envelope's 500. It labels a
 request with its route's template, never the raw path (one series per ``/predict``, not
 per request id), and every request no route took under one label, :data:`UNROUTED`:
-unknown paths (404) and bodies refused before routing. Prediction routes also note which
+unknown paths (404) and bodies refused before routing. The dashboard's files count under
+its one route, ``/`` (:class:`Mounted`); the ``/ws`` upgrade is no HTTP request and is not
+counted. Prediction routes also note which
 version and slot answered each row (:func:`note_answers`); those rows are counted in
 ``driftloop_requests_total`` with the status of the response that carried them.
 """
@@ -24,6 +26,8 @@ from driftloop.serving.metrics import ServerMetrics
 UNROUTED: Final = "(unrouted)"
 #: The scope key under which a prediction route notes (version, slot) per answered row.
 ANSWERED: Final = "driftloop.answered"
+#: The scope key under which a mounted app (:class:`Mounted`) names its route.
+MOUNTED: Final = "driftloop.mounted"
 
 
 def note_answers(scope: Scope, answers: Iterable[Mapping[str, Any]]) -> None:
@@ -37,9 +41,23 @@ def route_label(scope: Scope, status: int) -> str:
     """The template of the route that took the request, or :data:`UNROUTED`. A mount (the
     dashboard's static files at ``/``) counts as a route only for what it found."""
     route = scope.get("route")
-    if route is None or (status == 404 and isinstance(route, Mount)):
-        return UNROUTED
-    return getattr(route, "path", "") or "/"
+    if route is not None and not isinstance(route, Mount):
+        return getattr(route, "path", "") or "/"
+    mounted = scope.get(MOUNTED)
+    return mounted if mounted is not None and status != 404 else UNROUTED
+
+
+class Mounted:
+    """A mounted ASGI app (the dashboard's static files) that names its route for
+    :class:`RequestMetrics`: FastAPI marks the scope with the route only for its own
+    routes, so every file served would otherwise count as unrouted."""
+
+    def __init__(self, app: ASGIApp, route: str) -> None:
+        self.app, self.route = app, route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[MOUNTED] = self.route
+        await self.app(scope, receive, send)
 
 
 class RequestMetrics:

@@ -182,6 +182,10 @@ class State(Closed):
     traffic: Traffic
     alarms: int = Field(description="open alarms (since the last promotion)")
     loop: LoopStatus
+    newer_format_workers: dict[str, int] = Field(
+        description="worker id → drift format version of the workers a newer driftloop "
+                    "runs, left out of the drift view until the drift leader runs it too "
+                    "(a rolling upgrade not finished); empty with one process")
 
 
 class FeatureDrift(Closed):
@@ -282,6 +286,17 @@ class Thresholds(Closed):
     ks: float
 
 
+class LabelShare(Closed):
+    """Whether labels arrive as often for every predicted class (evaluation/horizon.py)."""
+
+    shares: dict[str, float] = Field(
+        description="labelled share of the paired requests, by the champion's predicted "
+                    "class")
+    pvalue: float | None
+    diverging: bool = Field(description="the shares differ (chi-square at 0.001): labels "
+                                        "of one outcome arrive later than the others")
+
+
 class ShadowEvidence(Open):
     candidate_version: int
     n: int
@@ -291,6 +306,11 @@ class ShadowEvidence(Open):
     min_delta: float
     alpha: float
     verdict: Literal["continue", "promote", "reject"]
+    label_share: LabelShare | None = Field(
+        None, description="null while no paired request is label_horizon old, or when the "
+                          "predictions are not classes")
+    warnings: list[str] = Field(default_factory=list,
+                                description="what makes this evidence doubtful")
 
 
 class Shadow(ShadowEvidence):
@@ -478,18 +498,13 @@ class Worker(Closed):
     drives_loop: bool
 
 
-class ServerState(Closed):
-    model: str
-    generation: int
-    champion: Slot | None
-    candidate: Slot | None
-    traffic: Traffic
+class ServerState(State):
+    """The dashboard feed's state, and what only the process that answered knows."""
+
     queues: dict[str, int]
     observations: Observations
     router: RouterCounters
     prediction_log: LogHealth
-    alarms: int
-    loop: LoopStatus
     worker: Worker
 
 

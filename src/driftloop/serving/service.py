@@ -30,7 +30,6 @@ from typing import Any, Protocol
 
 from driftloop.config import Settings
 from driftloop.data.predictions import PredictionLog
-from driftloop.drift import DriftEvent
 from driftloop.events import EventBus
 from driftloop.registry import ModelRegistry
 from driftloop.serving import heartbeat
@@ -70,26 +69,11 @@ class ModelService:
                  hub: Hub, feed: tuple[Background, ...]) -> None:
         self.settings, self.registry, self.router, self.log = settings, registry, router, log
         self.bus, self.orchestrator, self.reference = bus, orchestrator, reference
-        self.follower, self.monitor, self.alarm_book = follower, monitor, alarms
+        self.follower, self.monitor, self.alarms = follower, monitor, alarms
         self.publisher, self.requests, self.hub, self.feed = publisher, requests, hub, feed
         self.name = settings.model_name
         self.started_at = datetime.now(UTC)
         self._tasks: list[asyncio.Task[None]] = []
-
-    # The parts' state that the routes, the log's health and the tests read.
-    generation = property(lambda self: self.follower.generation)
-    features = property(lambda self: self.reference.features)
-    instance = property(lambda self: self.monitor.instance)
-    detector = property(lambda self: self.monitor.detector)
-    observer = property(lambda self: self.monitor.observer)
-    writer = property(lambda self: self.monitor.writer)
-    journal = property(lambda self: self.monitor.journal)
-    leader = property(lambda self: self.monitor.leader)
-    metrics = property(lambda self: self.publisher.metrics)
-
-    @property
-    def alarms(self) -> list[DriftEvent]:
-        return self.alarm_book.open
 
     async def start(self) -> None:
         champion = await asyncio.to_thread(self.registry.get_champion, self.name)
@@ -108,8 +92,8 @@ class ModelService:
             self.follower.run, *(part.run for part in self.feed),
             lambda: self.orchestrator.run_forever(self.settings.poll_interval,
                                                   leads=self.monitor.leads),
-            lambda: heartbeat.beat_forever(self.registry.engine, self.name, self.instance,
-                                           started_at=self.started_at,
+            lambda: heartbeat.beat_forever(self.registry.engine, self.name,
+                                           self.monitor.instance, started_at=self.started_at,
                                            drives_loop=self.monitor.leads)]
         if self.monitor.shares():
             background.append(self.monitor.share_forever)
@@ -126,7 +110,8 @@ class ModelService:
                 await task
         await self.monitor.stop()
         with contextlib.suppress(Exception):  # best effort: a stale beat says the same
-            await asyncio.to_thread(heartbeat.stopped, self.registry.engine, self.instance)
+            await asyncio.to_thread(heartbeat.stopped, self.registry.engine,
+                                    self.monitor.instance)
         await self.router.close()
         self.registry.engine.dispose()
         mark_process_dead(os.getpid())

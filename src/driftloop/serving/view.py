@@ -2,9 +2,10 @@
 
 The feed (:mod:`~driftloop.serving.hub`) and its poller (:mod:`~driftloop.serving.poller`)
 depend on this small read-only view, not on the service: they cannot change what they
-show, and they can be tested on a stand-in. :class:`LiveState` is the server's view, read
-from its parts as they are at each call. Methods marked *blocking* read the database:
-call them in a thread.
+show, and they can be tested on a stand-in. ``GET /api/state`` reads its core through
+:func:`state_of` too, so the route and the feed's ``state`` never tell two stories.
+:class:`LiveState` is the server's view, read from its parts as they are at each call.
+Methods marked *blocking* read the database: call them in a thread.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class RequestStats:
 
 
 class StateView(Protocol):
-    """What the feed shows: read-only, and all of it cheap unless marked blocking."""
+    """What the feed and ``GET /api/state`` show: read-only, and all of it cheap unless
+    marked blocking."""
 
     @property
     def name(self) -> str: ...
@@ -60,6 +62,7 @@ class StateView(Protocol):
     def reads_leader(self) -> bool: ...
     def leads(self) -> bool: ...
     def loop_state(self) -> dict[str, Any]: ...  # blocking
+    def newer_format_workers(self) -> dict[str, int]: ...  # blocking
     def runs(self, limit: int) -> list[dict[str, Any]]: ...  # blocking
     def lineage(self) -> dict[str, Any]: ...  # blocking
     def drift_report(self) -> dict[str, Any] | None: ...  # blocking
@@ -67,10 +70,17 @@ class StateView(Protocol):
 
 
 async def state_of(view: StateView) -> dict[str, Any]:
-    """The ``state`` frame: champion, candidate, traffic, alarms and the loop."""
+    """The ``state`` frame, and the core of ``GET /api/state``: champion, candidate,
+    traffic, alarms, the loop, and the workers a newer driftloop runs."""
+    loop, newer = await asyncio.to_thread(_stored_state, view)
     return {"model": view.name, "generation": view.generation, **view.slots(),
-            "traffic": view.traffic(), "alarms": view.alarm_count(),
-            "loop": await asyncio.to_thread(view.loop_state)}
+            "traffic": view.traffic(), "alarms": view.alarm_count(), "loop": loop,
+            "newer_format_workers": newer}
+
+
+def _stored_state(view: StateView) -> tuple[dict[str, Any], dict[str, int]]:
+    """The state's parts read from the database, in one trip to a thread."""
+    return view.loop_state(), view.newer_format_workers()
 
 
 class LiveState:
@@ -136,6 +146,9 @@ class LiveState:
 
     def loop_state(self) -> dict[str, Any]:
         return self._orchestrator.state()
+
+    def newer_format_workers(self) -> dict[str, int]:
+        return self._monitor.newer_format_workers()
 
     def runs(self, limit: int) -> list[dict[str, Any]]:
         return [r.to_dict() for r in self._orchestrator.runs.list(limit)]
