@@ -607,19 +607,14 @@ class RetrainOrchestrator:
         self.bus.publish("run", run.to_dict())
 
 
-<<<<<<< HEAD
-def p95_latencies(champion: Any, candidate: Any, rows: Sequence[dict[str, Any]],
-                  repeats: int = 3) -> tuple[float, float]:
-=======
 def label_delay_warning(share: LabelShare) -> str:
     """What a run says when labels arrive depending on the outcome."""
     return (f"{share.describe()}: the paired evidence over-represents the outcomes labelled "
             "first; set label_horizon longer than the slowest label")
 
 
-def p95_latencies(champion: Any, candidate: Any, rows: Sequence[dict[str, Any]]
-                   ) -> tuple[float, float]:
->>>>>>> merge-17
+def p95_latencies(champion: Any, candidate: Any, rows: Sequence[dict[str, Any]],
+                  repeats: int = 3) -> tuple[float, float]:
     """p95 seconds of single-row predict_batch calls (the serving unit of work) of both
     models, after a warm-up, with their calls interleaved so that whatever else the machine
     does slows both alike.
