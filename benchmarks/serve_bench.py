@@ -49,8 +49,10 @@ the ratios to (b) (per CPU-second) and to (d) (per second). All servers run thro
 each round measures every target and the bound, in alternating order (ABBA), and the
 table is the median over ``--rounds``. The load average is printed before and after.
 
-Goals (issue 14): (e) ≥ 0.5 of the bound, (e) ≥ 2× (d), the observation path
-(1 − (e)/(f)) ≤ 20 %, and no errors. The driftloop servers' own counters (observations
+Goals (issue 14), each the median over rounds of its ratio within a round (targets
+measured minutes apart on a shared machine compare best within their round): (e) ≥ 0.5 of
+the bound, (e) ≥ 2× (d), the observation path (1 − (e)/(f)) ≤ 20 %, and no errors from
+driftloop. The driftloop servers' own counters (observations
 observed / dropped, mirrored requests) and BentoML's batches are printed too: dropping
 observations or mirrors would make driftloop look cheaper than it is.
 
@@ -58,7 +60,7 @@ Running it
 ----------
 From the repository root::
 
-    .venv/bin/python benchmarks/serve_bench.py                 # ~4 minutes
+    .venv/bin/python benchmarks/serve_bench.py                 # ~7 minutes
     .venv/bin/python benchmarks/serve_bench.py --quick         # ~1.5 minutes, a smoke test
     .venv/bin/python benchmarks/serve_bench.py --rounds 3 --json serve.json
     .venv/bin/python benchmarks/serve_bench.py --set max_wait_ms=10   # a driftloop setting
@@ -459,18 +461,29 @@ def round_bound(rows: dict[str, Row], model_s_per_row: float, batch: int) -> Bou
 
 
 # --------------------------------------------------------------------------- reporting
-def goals(rows: dict[str, Row], bound: Bound) -> dict[str, Any]:
+def ratios(rows: dict[str, Row], bound: Bound) -> dict[str, float]:
+    """One round's goal ratios: targets measured minutes apart on a shared machine compare
+    best within their round."""
     drift, unobserved = rows[DRIFTLOOP], rows[UNOBSERVED]
     bento = rows.get(BENTOML)
-    share = drift.requests_per_cpu_s / bound.rps
-    vs_bento = drift.summary.rps / bento.summary.rps if bento else float("nan")
-    cost = 1 - drift.summary.rps / unobserved.summary.rps
-    cpu_cost = 1 - drift.requests_per_cpu_s / unobserved.requests_per_cpu_s
-    return {"bound_share": share, "bound_pass": share >= MIN_BOUND_SHARE,
-            "vs_bentoml": vs_bento, "bentoml_pass": bool(bento) and vs_bento >= MIN_VS_BENTOML,
-            "observation_cost": cost, "observation_cpu_cost": cpu_cost,
-            "observation_pass": cost <= MAX_OBSERVATION_COST,
-            "errors_pass": all(r.summary.errors == 0 for r in rows.values())}
+    return {"bound_share": drift.requests_per_cpu_s / bound.rps,
+            "vs_bentoml": drift.summary.rps / bento.summary.rps if bento else float("nan"),
+            "vs_bentoml_cpu": (drift.requests_per_cpu_s / bento.requests_per_cpu_s if bento
+                               else float("nan")),
+            "observation_cost": 1 - drift.summary.rps / unobserved.summary.rps,
+            "observation_cpu_cost": 1 - drift.requests_per_cpu_s / unobserved.requests_per_cpu_s}
+
+
+def goals(rounds: Sequence[Round], batch: int) -> dict[str, Any]:
+    """The median over rounds of each round's ratios, and whether each goal is met."""
+    each = [ratios(r.rows, round_bound(r.rows, r.model_s_per_row, batch)) for r in rounds]
+    out: dict[str, Any] = {key: float(statistics.median(e[key] for e in each))
+                           for key in each[0]}
+    ours = [r.rows[name].summary for r in rounds for name in (DRIFTLOOP, UNOBSERVED)]
+    return out | {"bound_pass": out["bound_share"] >= MIN_BOUND_SHARE,
+                  "bentoml_pass": out["vs_bentoml"] >= MIN_VS_BENTOML,  # NaN: not met
+                  "observation_pass": out["observation_cost"] <= MAX_OBSERVATION_COST,
+                  "errors_pass": all(s.errors == 0 for s in ours)}
 
 
 def table(rows: dict[str, Row], bound: Bound, label: str = "") -> list[str]:
@@ -515,15 +528,17 @@ def report(generator: str, options: Options, rounds: list[Round], final: dict[st
                  f"({bound.model_rps:.0f} requests per CPU-second), plus the floor's "
                  f"{bound.floor_s_per_request * 1e6:.0f} us")
     ok = {True: "PASS", False: "FAIL"}
+    lines.append("goals, each the median over rounds of its ratio within a round:")
     lines.append(f"driftloop / model bound (per CPU-second): {verdict['bound_share']:.2f} "
                  f"(goal >= {MIN_BOUND_SHARE}) {ok[verdict['bound_pass']]}")
     lines.append(f"driftloop / BentoML (req/s):              {verdict['vs_bentoml']:.2f}x "
-                 f"(goal >= {MIN_VS_BENTOML}x) {ok[verdict['bentoml_pass']]}")
+                 f"(per CPU-second {verdict['vs_bentoml_cpu']:.2f}x; goal >= "
+                 f"{MIN_VS_BENTOML}x) {ok[verdict['bentoml_pass']]}")
     lines.append(f"observation path cost (1 - observed/unobserved req/s): "
                  f"{verdict['observation_cost']:.0%} (per CPU-second "
                  f"{verdict['observation_cpu_cost']:.0%}; goal <= {MAX_OBSERVATION_COST:.0%}) "
                  f"{ok[verdict['observation_pass']]}")
-    lines.append(f"errors: {ok[verdict['errors_pass']]}")
+    lines.append(f"errors of the driftloop servers: {ok[verdict['errors_pass']]}")
     lines.append(f"driftloop afterwards: {extra['observations']}; router {extra['router']}; "
                  f"predictions logged {extra['logged']}")
     lines.append(f"driftloop unobserved afterwards: {extra['unobserved_observations']}; "
@@ -633,7 +648,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     final = {name: median_row([r.rows[name] for r in rounds]) for name in rounds[0].rows}
     bound_final = round_bound(final, float(statistics.median(r.model_s_per_row
                                                              for r in rounds)), batch)
-    verdict = goals(final, bound_final)
+    verdict = goals(rounds, batch)
     print(report(generator, options, rounds, final, bound_final, verdict, extra))
     if args.json:
         args.json.write_text(json.dumps({
