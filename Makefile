@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_VENV := .venv-bench
+BENTOML_VENV := .venv-bentoml
 EXAMPLE := artifacts/example
 PYTEST_WORKERS ?= 2
 DASHBOARD := dashboard
@@ -85,7 +86,16 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[bench]'
 	touch $@
 
-bench: $(BENCH_VENV)/.installed $(STAMP)
+# BentoML, the serving peer of serve_bench.py, pins its own web stack (cattrs < 23.2,
+# OpenTelemetry 0.41b): an environment of its own, with the scikit-learn of .venv so the
+# served model's skops file loads the same in both.
+$(BENTOML_VENV)/.installed: $(STAMP)
+	$(PYTHON) -m venv $(BENTOML_VENV)
+	$(BENTOML_VENV)/bin/pip install --quiet --disable-pip-version-check bentoml skops pandas \
+	    "scikit-learn==$$($(BIN)/python -c 'import sklearn; print(sklearn.__version__)')"
+	touch $@
+
+bench: $(BENCH_VENV)/.installed $(BENTOML_VENV)/.installed $(STAMP)
 	scripts/services.sh
 	$(BENCH_VENV)/bin/python benchmarks/drift_bench.py $(BENCH_ARGS)
 	$(BENCH_VENV)/bin/python benchmarks/registry_bench.py $(BENCH_ARGS)
@@ -94,5 +104,5 @@ bench: $(BENCH_VENV)/.installed $(STAMP)
 	$(BIN)/python benchmarks/loop_bench.py
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis \
+	rm -rf $(VENV) $(BENCH_VENV) $(BENTOML_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis \
 	       $(DASHBOARD)/node_modules src/driftloop/serving/static

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from multiprocessing.context import SpawnProcess
@@ -167,29 +167,37 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
+def says_ok(response: httpx.Response) -> bool:
+    """driftloop's (and the bench's own apps') ``/healthz``: ``{"status": "ok"}``."""
+    return bool(response.json().get("status") == "ok")
+
+
 @contextmanager
 def running(cmd: Sequence[str], port: int, log: Path, *, env: dict[str, str], cwd: Path,
-            startup_s: float = 120.0) -> Iterator[Server]:
-    """Start ``cmd`` (which listens on ``port``), wait until it is ready and idle, stop it."""
+            startup_s: float = 120.0, health: str = "/healthz",
+            healthy: Callable[[httpx.Response], bool] = says_ok) -> Iterator[Server]:
+    """Start ``cmd`` (which listens on ``port``), wait until ``GET health`` is ``healthy``
+    and the process tree idle, stop it."""
     with log.open("wb") as sink:  # a file, not a pipe: a full pipe would block the server
         proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=sink,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(f"http://{HOST}:{port}", proc, log)
     try:
-        wait_healthy(server, startup_s)
+        wait_healthy(server, startup_s, health, healthy)
         wait_idle(server.pid, timeout_s=startup_s)
         yield server
     finally:
         stop(proc)
 
 
-def wait_healthy(server: Server, timeout_s: float) -> None:
+def wait_healthy(server: Server, timeout_s: float, health: str = "/healthz",
+                 healthy: Callable[[httpx.Response], bool] = says_ok) -> None:
     deadline = time.monotonic() + timeout_s
     for _ in range(int(timeout_s / 0.2) + 1):
         if server.process.poll() is not None or time.monotonic() > deadline:
             break
         try:
-            if httpx.get(f"{server.url}/healthz", timeout=2).json().get("status") == "ok":
+            if healthy(httpx.get(f"{server.url}{health}", timeout=2)):
                 return
         except (httpx.HTTPError, ValueError):
             pass
@@ -258,12 +266,14 @@ def driftloop_server(settings: Settings, workers: int, log_dir: Path,
 
 
 @contextmanager
-def uvicorn_app(factory: str, app_dir: Path, log_dir: Path, env: dict[str, str]
-                ) -> Iterator[Server]:
-    """``uvicorn --factory MODULE:FUNCTION`` (one worker) from ``app_dir`` on a free port."""
+def uvicorn_app(factory: str, app_dir: Path, log_dir: Path, env: dict[str, str],
+                http: str = "auto") -> Iterator[Server]:
+    """``uvicorn --factory MODULE:FUNCTION`` (one worker) from ``app_dir`` on a free port;
+    ``http``: uvicorn's ``--http`` (its name for a protocol, or a class's import path)."""
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", factory, "--factory", "--app-dir", str(app_dir),
-           "--host", HOST, "--port", str(port), "--workers", "1", "--log-level", "warning"]
+           "--host", HOST, "--port", str(port), "--workers", "1", "--log-level", "warning",
+           "--http", http]
     with running(cmd, port, log_dir / f"uvicorn-{port}.log", env=env, cwd=log_dir) as server:
         yield server
 
@@ -338,7 +348,7 @@ function request()
   if sent <= conns + 1 then first[id] = true end
   local body = bodies[(counter % #bodies) + 1]
   return wrk.format("POST", nil, headers,
-                    '{"request_id":"' .. id .. '",' .. string.sub(body, 2))
+                    prefix .. '{"request_id":"' .. id .. '",' .. string.sub(body, 2) .. suffix)
 end
 
 local function open_window(t)
@@ -349,7 +359,7 @@ end
 
 function response(status, headers, body)
   local t = now()
-  local id = string.match(body, '"request_id":"([^"]+)"')
+  local id = string.match(body, '"request_id":%s*"([^"]+)"')
   local start = id and started[id]
   if start then started[id] = nil end
   if start and status >= 200 and status < 300 then all_ok = all_ok + 1 end
@@ -405,15 +415,19 @@ def wrk_version(exe: str) -> str:
     return (out.stdout or out.stderr).split("[", 1)[0].strip()
 
 
-def write_wrk_script(bodies: Sequence[bytes], path: Path) -> Path:
-    """The Lua script: ``bodies`` in turn, every response timed, only the window counted."""
+def write_wrk_script(bodies: Sequence[bytes], path: Path, wrap: tuple[str, str] = ("", "")
+                     ) -> Path:
+    """The Lua script: ``bodies`` in turn, every response timed, only the window counted;
+    each body is sent between ``wrap``'s two strings (a server that wants another shape)."""
     quoted = []
     for body in bodies:
         text = body.decode()
         if "]==]" in text or not text.startswith("{"):
             raise ValueError("a body must be a JSON object without the Lua terminator ]==]")
         quoted.append(f"[==[{text}]==]")
-    lua = "local bodies = {\n" + ",\n".join(quoted) + "\n}\n" + WRK_SCRIPT
+    prefix, suffix = (f"[==[{text}]==]" for text in wrap)
+    lua = ("local bodies = {\n" + ",\n".join(quoted) + f"\n}}\nlocal prefix = {prefix}\n"
+           f"local suffix = {suffix}\n" + WRK_SCRIPT)
     path.write_text("-- generated by benchmarks/loadgen.py\n" + lua)
     return path
 

@@ -63,3 +63,31 @@ def test_rows_are_refused_once_the_expected_wait_passes_the_target() -> None:
     assert row_seconds > 0.001
     assert refused > 0 and served >= 8
     assert served * row_seconds < 0.5  # the admitted ones were due within a few targets
+
+
+def test_a_batch_gathers_company_without_a_task_per_row_and_runs_once_full() -> None:
+    """Under load a batch waits up to max_wait_ms for company; the rows it waits for cost
+    no task each (issue 14: a task and a timer per row on the event loop), and a full
+    batch runs at once instead of waiting out max_wait_ms."""
+    async def main() -> None:
+        batches: list[int] = []
+
+        def model(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+            batches.append(len(rows))
+            return [r["x"] for r in rows]
+
+        queue = BatchingQueue(model, max_batch=8, max_wait_ms=60_000)
+        await queue.start()
+        await asyncio.gather(*(queue.submit({"x": i}) for i in range(8)))  # full: now busy
+        baseline = len(asyncio.all_tasks())
+        futures = [queue.enqueue({"x": i}) for i in range(3)]
+        for _ in range(5):
+            await asyncio.sleep(0)  # the worker takes the rows and waits for company
+        assert len(asyncio.all_tasks()) == baseline
+        assert not any(f.done() for f in futures)  # still waiting for company
+        futures += [queue.enqueue({"x": i}) for i in range(3, 8)]
+        started = time.monotonic()
+        assert await asyncio.wait_for(asyncio.gather(*futures), 30) == list(range(8))
+        assert time.monotonic() - started < 30 and batches[-1] == 8
+        await queue.stop()
+    asyncio.run(main())

@@ -187,3 +187,18 @@ def test_a_lone_request_does_not_wait_for_company_but_a_crowd_is_batched() -> No
 def test_bad_traffic_names_the_field(kw: dict[str, Any], field: str) -> None:
     with pytest.raises(ValueError, match=field):
         Traffic(**kw)
+
+
+def test_a_slow_mirror_times_out_to_none_and_costs_no_task() -> None:
+    """A mirror is a queued row and a timer (issue 14: two tasks per mirrored request
+    before); a candidate slower than candidate_timeout still reads as a timeout."""
+    async def main() -> None:
+        router = await router_with(Tagged("a"), Tagged("b", delay=0.3), Traffic("shadow"),
+                                   candidate_timeout=0.05)
+        baseline = len(asyncio.all_tasks())
+        routed = await router.predict({"x": 1}, "k")
+        assert routed.mirror is not None and len(asyncio.all_tasks()) == baseline
+        assert await asyncio.wait_for(routed.mirror, 10) is None
+        assert router.counters.candidate_timeouts == 1 and router.counters.candidate_errors == 0
+        await router.close()
+    asyncio.run(main())

@@ -71,3 +71,29 @@ def test_a_body_that_stalls_gets_408(server: tuple[str, int]) -> None:
         client.settimeout(10)
         answer = client.recv(4096)
     assert answer.startswith(b"HTTP/1.1 408"), answer
+
+
+@pytest.mark.slow
+def test_a_kept_alive_connection_gets_the_same_header_time_for_its_next_request(
+        server: tuple[str, int]) -> None:
+    """The timer restarts when a response ends: a client that got its answer and then
+    trickles the next request's headers is cut off too, while a pipelined request whose
+    headers came with the first one is answered."""
+    with socket.create_connection(server) as client:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2)  # pipelined
+        client.settimeout(10)
+        answers = b""
+        deadline = time.monotonic() + 10
+        while answers.count(b"HTTP/1.1 200") < 2 and time.monotonic() < deadline:
+            answers += client.recv(4096)
+        assert answers.count(b"HTTP/1.1 200") == 2, answers
+        request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nUser-Agent: slow\r\n"
+        sent, deadline = 0, time.monotonic() + 10
+        while time.monotonic() < deadline and not _closed(client):
+            if sent < len(request):  # a byte at a time, never a whole (or invalid) header
+                with contextlib.suppress(OSError):
+                    client.sendall(request[sent:sent + 1])
+                sent += 1
+            time.sleep(0.2)
+        assert _closed(client), "a kept-alive connection trickling its headers was held"
+        assert sent >= 4

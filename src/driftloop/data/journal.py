@@ -241,12 +241,16 @@ class PredictionJournal:
             old.unlink(missing_ok=True)
 
 
+#: Built once: ``json.dumps`` with options builds an encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def _encode(record: PredictionRecord) -> bytes:
-    return (json.dumps({"request_id": record.request_id, "ts": record.ts.isoformat(),
-                        "model_name": record.model_name, "model_version": record.model_version,
-                        "slot": record.slot, "features": record.features,
-                        "output": record.output, "shadow": record.shadow},
-                       separators=(",", ":"), default=str) + "\n").encode()
+    return (_ENCODER.encode({
+        "request_id": record.request_id, "ts": record.ts.isoformat(),
+        "model_name": record.model_name, "model_version": record.model_version,
+        "slot": record.slot, "features": record.features, "output": record.output,
+        "shadow": record.shadow}) + "\n").encode()
 
 
 def _read(segment: Path) -> Iterator[PredictionRecord]:

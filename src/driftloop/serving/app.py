@@ -359,8 +359,9 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
                                                settings.max_batch_rows)
 
     async def predict(body: Any, request: Request) -> dict[str, Any]:
-        answer = await _predict_one(service, body)
-        await _journal(service, [(body, answer)])
+        features = body.features.model_dump()
+        answer = await _predict_one(service, body, features)
+        await _journal(service, [(features, answer)])
         note_answers(request.scope, [answer])
         return answer
 
@@ -370,15 +371,17 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
         champion = service.router.champion
         if champion is None:
             raise ApiError(503, "no champion is loaded", headers={"Retry-After": "1"})
+        rows = [(row, row.features.model_dump()) for row in body.rows]
         try:
-            with champion.queue.admission(len(body.rows)):
+            with champion.queue.admission(len(rows)):
                 answers = list(await asyncio.gather(
-                    *(_predict_one(service, row) for row in body.rows)))
+                    *(_predict_one(service, row, features) for row, features in rows)))
         except QueueFullError as exc:
             service.requests.failed()
             raise ApiError(503, f"overloaded: {exc}; retry shortly",
                            headers={"Retry-After": "1"}) from exc
-        await _journal(service, list(zip(body.rows, answers, strict=True)))
+        await _journal(service, [(features, answer) for (_, features), answer
+                                 in zip(rows, answers, strict=True)])
         note_answers(request.scope, answers)
         return {"predictions": answers}
 
@@ -394,10 +397,12 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
     app.openapi_schema = None  # rebuild /openapi.json with the real fields
 
 
-async def _predict_one(service: ModelService, body: Any) -> dict[str, Any]:
+async def _predict_one(service: ModelService, body: Any, features: dict[str, Any]
+                       ) -> dict[str, Any]:
+    """One row (``body``, its ``features`` dumped once by the caller) through the router."""
     started = time.perf_counter()
     try:
-        request_id, routed = await service.predict(body.features.model_dump(), body.request_id,
+        request_id, routed = await service.predict(features, body.request_id,
                                                    body.routing_key)
         service.requests.answered(time.perf_counter() - started)
     except QueueFullError as exc:
@@ -419,15 +424,17 @@ async def _predict_one(service: ModelService, body: Any) -> dict[str, Any]:
             "output": routed.output}
 
 
-async def _journal(service: ModelService, answered: list[tuple[Any, dict[str, Any]]]) -> None:
-    """In a durable mode, journal the answered predictions before the answer goes out."""
+async def _journal(service: ModelService,
+                   answered: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """In a durable mode, journal the answered predictions (features, answer) before the
+    answer goes out."""
     journal = service.monitor.journal
     if journal is None:
         return
     now = datetime.now(UTC)
     records = [PredictionRecord(a["request_id"], now, service.name, a["model_version"],
-                                a["slot"], body.features.model_dump(), a["output"])
-               for body, a in answered]
+                                a["slot"], features, a["output"])
+               for features, a in answered]
     try:
         await journal.commit(records)
     except OSError as exc:  # a full or read-only disk: the answer could not be made durable

@@ -86,6 +86,8 @@ class BatchingQueue:
         self.batches = 0
         self.rows = 0
         self._last_batch = 1
+        self._wake: asyncio.Future[None] | None = None  # set while a batch waits for company
+        self._wanted = 0  # rows the waiting batch still has room for
 
     @property
     def depth(self) -> int:
@@ -139,9 +141,11 @@ class BatchingQueue:
                 await self._task
         self._executor.shutdown(wait=True)
 
-    async def submit(self, row: Mapping[str, Any]) -> Any:
-        """The model's output for ``row``; QueueFullError when the queue is full."""
-        if self._queue is None:
+    def enqueue(self, row: Mapping[str, Any]) -> asyncio.Future[Any]:
+        """Queue ``row`` now and return the future of its output; QueueFullError when the
+        queue is full. No coroutine and no task: the request path's cheapest hand-off."""
+        queue = self._queue
+        if queue is None:
             raise RuntimeError("the batching queue is not started")
         reservation = _reservation.get()
         if reservation is not None and reservation.queue is self and reservation.rows > 0:
@@ -152,8 +156,15 @@ class BatchingQueue:
             if refusal is not None:
                 raise QueueFullError(refusal)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((row, future))
-        return await future
+        queue.put_nowait((row, future))
+        wake = self._wake
+        if wake is not None and queue.qsize() >= self._wanted and not wake.done():
+            wake.set_result(None)  # the batch being gathered is full: run it now
+        return future
+
+    async def submit(self, row: Mapping[str, Any]) -> Any:
+        """The model's output for ``row``; QueueFullError when the queue is full."""
+        return await self.enqueue(row)
 
     async def predict_many(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
         """Outputs for a whole batch request, in order (each row queued like a single one)."""
@@ -161,25 +172,41 @@ class BatchingQueue:
 
     async def _run(self) -> None:
         assert self._queue is not None
-        queue, loop = self._queue, asyncio.get_running_loop()
+        queue = self._queue
         while True:
             batch = [await queue.get()]
             busy = self._last_batch > 1 or not queue.empty()
-            deadline = loop.time() + (self.max_wait if busy else 0.0)
-            while len(batch) < self.max_batch:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), remaining))
-                except TimeoutError:
-                    break
+            self._take(batch)
+            if busy and len(batch) < self.max_batch and self.max_wait > 0:
+                await self._company(self.max_batch - len(batch))
+                self._take(batch)
             self._last_batch = len(batch)
             try:
                 await self._execute(batch)
             finally:
                 for _ in batch:
                     queue.task_done()
+
+    def _take(self, batch: list[tuple[Mapping[str, Any], asyncio.Future[Any]]]) -> None:
+        """Add the rows already queued to ``batch``, up to a full batch."""
+        assert self._queue is not None
+        queue = self._queue
+        while len(batch) < self.max_batch and not queue.empty():
+            batch.append(queue.get_nowait())
+
+    async def _company(self, wanted: int) -> None:
+        """Wait until ``wanted`` more rows are queued (:meth:`enqueue` says so) or
+        ``max_wait`` has passed: one future and one timer per batch, where waiting for
+        each row with ``asyncio.wait_for`` made a task and a timer per row."""
+        loop = asyncio.get_running_loop()
+        wake: asyncio.Future[None] = loop.create_future()
+        self._wake, self._wanted = wake, wanted
+        timer = loop.call_later(self.max_wait, _resolve, wake)
+        try:
+            await wake
+        finally:
+            timer.cancel()
+            self._wake = None
 
     async def _execute(self, batch: list[tuple[Mapping[str, Any], asyncio.Future[Any]]]) -> None:
         rows = [row for row, _ in batch]
@@ -207,3 +234,8 @@ class BatchingQueue:
         for (_, future), output in zip(batch, outputs, strict=True):
             if not future.done():
                 future.set_result(output)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

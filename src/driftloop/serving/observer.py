@@ -35,7 +35,7 @@ class Observation:
     output: Any
     version: int
     slot: str
-    mirror: asyncio.Task[Any] | None = None
+    mirror: asyncio.Future[Any] | None = None
     mirror_version: int | None = None
 
 

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any, Literal
 
 from driftloop.models.served import ServedModel
@@ -86,7 +87,7 @@ class Routed:
     output: Any
     slot: str
     version: int
-    mirror: asyncio.Task[Any] | None = None
+    mirror: asyncio.Future[Any] | None = None
     mirror_version: int | None = None
     fell_back: bool = False
 
@@ -197,29 +198,58 @@ class TrafficRouter:
                 out = await champion.queue.submit(row)
                 return Routed(out, CHAMPION, champion.version, fell_back=True)
         else:
-            output = await serve.queue.submit(row)
+            output = await serve.queue.enqueue(row)
         self.counters.by_slot[serve.name] += 1
         routed = Routed(output, serve.name, serve.version)
         if mirror is not None:
             self.counters.mirrored += 1
-            routed.mirror = asyncio.get_running_loop().create_task(self._mirror(mirror, row))
+            routed.mirror = self._mirror(mirror, row)
             routed.mirror_version = mirror.version
         return routed
 
-    async def _mirror(self, slot: Slot, row: Mapping[str, Any]) -> Any:
-        """The mirrored answer, None when the candidate failed. A mirror shed by the
-        candidate's admission control (its queue is full or too slow to wait for) is no
-        candidate failure: the task ends cancelled and the request is logged unmirrored,
-        so load on a slow candidate never reads as errors in its shadow evidence."""
+    def _mirror(self, slot: Slot, row: Mapping[str, Any]) -> asyncio.Future[Any]:
+        """The future of the mirrored answer: None when the candidate failed or took longer
+        than ``candidate_timeout``. A mirror shed by the candidate's admission control (its
+        queue is full or too slow to wait for) is no candidate failure: the future is
+        cancelled and the request is logged unmirrored, so load on a slow candidate never
+        reads as errors in its shadow evidence. A queued row, a timer and a callback: no
+        task per mirrored request on the event loop."""
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[Any] = loop.create_future()
         try:
-            return await asyncio.wait_for(slot.queue.submit(row), self.candidate_timeout)
+            answer = slot.queue.enqueue(row)
         except QueueFullError:
             self.counters.mirrors_shed += 1
-            raise asyncio.CancelledError from None
-        except Exception as exc:
-            if slot.name == CANDIDATE:
-                self._count_candidate_failure(exc)
-            return None
+            outcome.cancel()
+            return outcome
+        except Exception as exc:  # any other failure is the mirror's None
+            self._mirror_failed(slot, outcome, exc)
+            return outcome
+        timer = loop.call_later(self.candidate_timeout, self._mirror_failed, slot, outcome,
+                                TimeoutError())
+        answer.add_done_callback(partial(self._mirror_answered, slot, outcome, timer))
+        return outcome
+
+    def _mirror_answered(self, slot: Slot, outcome: asyncio.Future[Any],
+                         timer: asyncio.TimerHandle, answer: asyncio.Future[Any]) -> None:
+        timer.cancel()
+        if answer.cancelled():
+            if not outcome.done():
+                outcome.cancel()
+            return
+        exc = answer.exception()  # read even when timed out: no "never retrieved" warning
+        if exc is not None:
+            self._mirror_failed(slot, outcome, exc)
+        elif not outcome.done():  # not timed out already
+            outcome.set_result(answer.result())
+
+    def _mirror_failed(self, slot: Slot, outcome: asyncio.Future[Any],
+                       exc: BaseException) -> None:
+        if outcome.done():
+            return
+        if slot.name == CANDIDATE:
+            self._count_candidate_failure(exc)
+        outcome.set_result(None)
 
     def _count_candidate_failure(self, exc: BaseException) -> None:
         if isinstance(exc, TimeoutError):

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("uvicorn.error")
 
 APP = "driftloop.serving.asgi:create"
-#: uvicorn's h11 protocol with a header timeout (slow clients are cut off).
-HTTP = "driftloop.serving.limits:H11WithHeaderTimeout"
+#: uvicorn's httptools protocol with a header timeout (slow clients are cut off).
+HTTP = "driftloop.serving.limits:HttpToolsWithHeaderTimeout"
 
 
 def run_server(settings: Settings, *, host: str, port: int, workers: int,
