@@ -39,14 +39,16 @@ from driftloop.drift.report import DriftReport, FeatureDrift, fill_adjusted_pval
 from driftloop.drift.stats import (
     bin_counts,
     chi2_homogeneity,
+    chi2_homogeneity_rows,
     chi2_pvalue,
+    chi2_pvalues,
     js_distance,
     ks_pvalues,
     ks_statistic,
     psi,
     total_variation,
 )
-from driftloop.drift.window import IntArray, PaneWindow
+from driftloop.drift.window import IntArray, Pane, PaneWindow
 
 OUTPUT = _OUTPUT  # the output's column name (serving's metrics import it from here)
 #: Default window: 5000 events in 2 panes of 2500, measured with benchmarks/drift_bench.py
@@ -211,6 +213,9 @@ class DriftDetector:
             self._columns.append(self._output)
         self._labels = [tuple(p.test_labels()) for p in self._columns]
         self._reference_histograms = [tuple(p.test_bins.tolist()) for p in self._columns]
+        #: Every column's reference [present, missing], for the missing-share tests.
+        self._reference_shares = np.array([[p.n, p.missing] for p in self._columns],
+                                          dtype=np.int64)
         width = max(p.test_bins.size for p in self._columns)
         self._reference_bins = np.zeros((len(self._columns), width), dtype=np.int64)
         for i, p in enumerate(self._columns):
@@ -400,14 +405,19 @@ class DriftDetector:
         for pane in self._window.closed:
             if tracker.last_id is not None and pane.id <= tracker.last_id:
                 continue
-            histograms = []
-            for j, profile in enumerate(self._columns):
-                bins = profile.bins_of_slots(pane.slots[j])
-                histogram = np.bincount(bins, weights=pane.counts[j],
-                                        minlength=profile.test_bins.size).astype(np.int64)
-                present = int(pane.counts[j].sum())
-                histograms.append((histogram, np.array([present, int(pane.missing[j])])))
-            tracker.add_pane(pane.id, histograms)
+            histograms = self._pane_histograms(pane)
+            shares = np.stack([histograms.sum(axis=1), pane.missing], axis=1)
+            tracker.add_pane(pane.id, histograms, shares)
+
+    def _pane_histograms(self, pane: Pane) -> IntArray:
+        """The pane's counts in every column's tested bins (columns x bins, zero-padded):
+        one ``bincount`` over all columns, each column's bins offset by its row."""
+        width = self._reference_bins.shape[1]
+        bins = [profile.bins_of_slots(slots) + j * width
+                for j, (profile, slots) in enumerate(zip(self._columns, pane.slots, strict=True))]
+        flat = np.bincount(np.concatenate(bins), weights=np.concatenate(pane.counts),
+                           minlength=len(bins) * width)
+        return flat.astype(np.int64).reshape(len(bins), width)
 
     def _statistics(self) -> list[FeatureDrift]:
         """Every feature's statistics, computed once per window state: a dashboard that
@@ -425,18 +435,21 @@ class DriftDetector:
         rows: list[dict[str, Any]] = []
         current = np.zeros_like(self._reference_bins)
         numeric: list[tuple[int, npt.NDArray[np.intp], IntArray]] = []
+        occupied_counts = [window.occupied(i) for i in range(len(self._columns))]
+        present = [int(counts.sum()) for _, counts in occupied_counts]
+        missing = window.missing.tolist()
+        inflations = (self._dispersion.inflations().tolist()
+                      if self.policy.dependence == "panes" else [[1.0, 1.0]] * len(present))
+        shares = _missing_statistics(self._reference_shares, np.array([present, missing]).T)
         for i, profile in enumerate(self._columns):
-            occupied, counts = window.occupied(i)
-            m = int(counts.sum())
+            occupied, counts = occupied_counts[i]
+            m = present[i]
             rows.append({"name": profile.name, "kind": profile.kind, "count": m,
-                         "missing": int(window.missing[i]), "reference_count": profile.n,
+                         "missing": missing[i], "reference_count": profile.n,
                          "bins": self._labels[i],
-                         "reference_histogram": self._reference_histograms[i]})
-            inflation, missing_inflation = (self._dispersion.inflation(i)
-                                            if self.policy.dependence == "panes" else (1.0, 1.0))
-            rows[i].update(inflation=inflation, missing_inflation=missing_inflation,
-                           reference_missing=profile.missing,
-                           **_missing_statistics(profile, m, int(window.missing[i])))
+                         "reference_histogram": self._reference_histograms[i],
+                         "inflation": inflations[i][0], "missing_inflation": inflations[i][1],
+                         "reference_missing": profile.missing, **shares[i]})
             if not m:
                 continue
             if isinstance(profile, NumericProfile):
@@ -562,18 +575,19 @@ def _numeric_statistics(
     return statistic, bin_counts(edges, occupied, running)
 
 
-def _missing_statistics(profile: FeatureProfile, present: int, missing: int) -> dict[str, Any]:
-    """The missing share against the reference's: a 2x2 chi-square, PSI and JS of
-    [present, missing]; nothing while the window is empty."""
-    if present + missing == 0:
-        return {}
-    reference = np.array([profile.n, profile.missing], dtype=np.int64)
-    current = np.array([present, missing], dtype=np.int64)
-    statistic, dof = chi2_homogeneity(reference, current)
-    return {"missing_chi2": statistic if dof else None,
-            "missing_pvalue": chi2_pvalue(statistic, dof),
-            "missing_psi": float(psi(reference, current)),
-            "missing_js": float(js_distance(reference, current))}
+def _missing_statistics(reference: IntArray, current: IntArray) -> list[dict[str, Any]]:
+    """Per column, the missing share against the reference's: a 2x2 chi-square, PSI and JS
+    of [present, missing] (one row per column in ``reference`` and ``current``), all
+    columns in one pass; nothing for a column whose window is empty."""
+    tested = current.sum(axis=1) > 0
+    current = np.where(tested[:, None], current, reference)  # no 0/0 for an empty window
+    statistic, dof = chi2_homogeneity_rows(reference, current)
+    columns = zip(tested.tolist(), statistic.tolist(), dof.tolist(),
+                  chi2_pvalues(statistic, dof).tolist(), psi(reference, current).tolist(),
+                  js_distance(reference, current).tolist(), strict=True)
+    return [{"missing_chi2": chi2 if d else None, "missing_pvalue": p,
+             "missing_psi": psi_, "missing_js": js_} if t else {}
+            for t, chi2, d, p, psi_, js_ in columns]
 
 
 def _column_of(reference: Table, name: str) -> Any:

@@ -243,17 +243,37 @@ def chi2_homogeneity(reference: IntArray, current: IntArray) -> tuple[float, int
     Buckets empty in both samples are left out, as ``scipy.stats.chi2_contingency``
     requires; no continuity correction is applied.
     """
-    keep = (reference + current) > 0
-    table = np.vstack([reference[keep], current[keep]]).astype(np.float64)
-    if table.shape[1] < 2:
-        return 0.0, 0
-    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
-    return float(((table - expected) ** 2 / expected).sum()), int(table.shape[1] - 1)
+    statistic, dof = chi2_homogeneity_rows(reference[np.newaxis], current[np.newaxis])
+    return float(statistic[0]), int(dof[0])
+
+
+def chi2_homogeneity_rows(reference: IntArray, current: IntArray) -> tuple[FloatArray, IntArray]:
+    """:func:`chi2_homogeneity` of many tables at once, one per row (the last axis is the
+    buckets; rows may be zero-padded to a common width): statistics and degrees of freedom.
+    """
+    r = np.asarray(reference, dtype=np.float64)
+    c = np.asarray(current, dtype=np.float64)
+    both = r + c
+    keep = both > 0
+    dof = keep.sum(axis=-1) - 1
+    total = both.sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected_r = r.sum(axis=-1, keepdims=True) * both / total
+        expected_c = c.sum(axis=-1, keepdims=True) * both / total
+        terms = (r - expected_r) ** 2 / expected_r + (c - expected_c) ** 2 / expected_c
+    statistic = np.where(keep, terms, 0.0).sum(axis=-1)
+    tested = dof >= 1
+    return np.where(tested, statistic, 0.0), np.where(tested, dof, 0).astype(np.int64)
 
 
 def chi2_pvalue(statistic: float, dof: int) -> float:
     """Upper-tail chi-square probability; 1.0 when there are no degrees of freedom."""
     return float(special.chdtrc(dof, statistic)) if dof > 0 else 1.0
+
+
+def chi2_pvalues(statistic: FloatArray, dof: IntArray) -> FloatArray:
+    """:func:`chi2_pvalue` of many statistics at once."""
+    return np.where(dof > 0, special.chdtrc(np.maximum(dof, 1), statistic), 1.0)
 
 
 def _proportions(counts: IntArray) -> FloatArray:
