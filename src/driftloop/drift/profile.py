@@ -34,6 +34,7 @@ from driftloop.drift.columns import (
     numeric_values,
 )
 from driftloop.drift.errors import DriftInputError
+from driftloop.drift.lookup import ValueIndex
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -58,8 +59,10 @@ class NumericProfile:
         k = self.values.size
         self.n = int(self.counts.sum())
         # cumulative[i] reference values below values[i]; cumulative[-1] == n. With the
-        # values and the counts it is all the profile holds per distinct value (24 bytes).
+        # values and the counts it is all the profile holds per distinct value (24 bytes;
+        # up to 4,096 distinct values, the lookup grid adds at most 72 more).
         self.cumulative: IntArray = np.concatenate(([0], np.cumsum(self.counts)))
+        self.index = ValueIndex(self.values)
         self.cuts: FloatArray = bin_cuts(self.values, self.counts, self.psi_bins)
         # Bin of every slot: 0 underflow, 1..len(cuts)+1 inside, last overflow.
         value_bins = np.searchsorted(self.cuts, self.values, side="right") + 1
@@ -125,9 +128,7 @@ class NumericProfile:
         x = round_to(numeric_values(column, self.name), self.resolution)
         finite = np.isfinite(x)
         xf = x if finite.all() else x[finite]
-        i = _lookup(self.values, xf)
-        # Past the end, "clip" reads the maximum, which is below xf: never equal.
-        equal = self.values.take(i, mode="clip") == xf
+        i, equal = self.index.find(xf)
         encoded: npt.NDArray[np.int32] = (2 * i + equal).astype(np.int32)
         if xf is x:
             return encoded
@@ -174,23 +175,6 @@ class NumericProfile:
             )
         return cls(name, values, counts.astype(np.int64), int(x.size - finite.size), psi_bins,
                    resolution)
-
-
-#: References with more distinct values than this are searched with sorted keys: the
-#: binary searches then walk the reference in order instead of missing the cache at
-#: random (measured: 3x faster for 1e6 values in 1e6, 1.3x for 1,000 in 100k).
-SORTED_LOOKUP_MIN = 4096
-
-
-def _lookup(values: FloatArray, x: FloatArray) -> npt.NDArray[np.intp]:
-    """``np.searchsorted(values, x, side="left")``, sorting ``x`` first when ``values``
-    is larger than the cache (:data:`SORTED_LOOKUP_MIN`)."""
-    if values.size <= SORTED_LOOKUP_MIN or x.size < 64:
-        return np.searchsorted(values, x, side="left")
-    order = np.argsort(x)
-    found = np.empty(x.size, dtype=np.intp)
-    found[order] = np.searchsorted(values, x[order], side="left")
-    return found
 
 
 def round_to(x: FloatArray, resolution: float | None) -> FloatArray:
