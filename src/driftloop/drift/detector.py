@@ -568,11 +568,11 @@ def _numeric_statistics(
     every feature's slots end to end, whose concatenations and repeats cost more than the
     per-feature calls they save.
     """
-    running = np.cumsum(counts)
+    window = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=window[1:])
     statistic = ks_statistic(profile.cumulative_at(occupied) / profile.n,
-                             profile.cumulative_at(occupied - 1) / profile.n, counts, running)
-    edges = np.append(profile.bin_first_slot, profile.n_slots)
-    return statistic, bin_counts(edges, occupied, running)
+                             profile.cumulative_at(occupied - 1) / profile.n, window)
+    return statistic, bin_counts(profile.bin_slot_edges, occupied, window)
 
 
 def _missing_statistics(reference: IntArray, current: IntArray) -> list[dict[str, Any]]:

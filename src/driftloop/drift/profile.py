@@ -72,6 +72,8 @@ class NumericProfile:
         slot_bins[2::2] = value_bins
         slot_bins[-1] = self.n_bins - 1
         self.bin_first_slot = np.searchsorted(slot_bins, np.arange(self.n_bins), side="left")
+        #: The first slot of every bin, then one past the last slot.
+        self.bin_slot_edges = np.append(self.bin_first_slot, self.n_slots)
         self.reference_bins: IntArray = np.bincount(
             value_bins, weights=self.counts, minlength=self.n_bins
         ).astype(np.int64)

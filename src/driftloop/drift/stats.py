@@ -29,14 +29,14 @@ PSI_EPSILON = 1e-4
 
 
 def ks_statistic(
-    reference_high: FloatArray, reference_low: FloatArray, counts: IntArray,
-    running: IntArray,
+    reference_high: FloatArray, reference_low: FloatArray, window: IntArray,
 ) -> float:
     """Exact two-sample KS statistic of ``scipy.stats.ks_2samp``, from slot counts.
 
-    One entry per occupied window slot, in increasing slot order: ``counts`` the window's
-    count there, ``running`` their cumulative sum, ``reference_high`` the reference ECDF
-    at the slot and ``reference_low`` the one at the slot just below it.
+    One entry per occupied window slot, in increasing slot order: ``reference_high`` the
+    reference ECDF at the slot and ``reference_low`` the one at the slot just below it;
+    ``window`` is the window's cumulative count, 0 first, then the count up to each
+    occupied slot (one entry more).
 
     Between two occupied slots the window ECDF is flat while the reference ECDF rises, so
     the largest gap on that stretch sits at one of its ends: the slot just below an
@@ -44,22 +44,21 @@ def ks_statistic(
     O(occupied slots). The ECDFs are integer counts divided by the sample size, as scipy
     computes them, so the result is equal to the last bit.
     """
-    m = running[-1]
-    return float(max(np.abs(reference_high - running / m).max(),
-                     np.abs(reference_low - (running - counts) / m).max()))
+    ecdf = window / window[-1]
+    return float(max(np.abs(reference_high - ecdf[1:]).max(),
+                     np.abs(reference_low - ecdf[:-1]).max()))
 
 
 def bin_counts(
-    edges: npt.NDArray[np.intp], slots: npt.NDArray[np.intp], running: IntArray
+    edges: npt.NDArray[np.intp], slots: npt.NDArray[np.intp], window: IntArray
 ) -> IntArray:
     """Per-bin totals of sorted slot counts, for bins that are runs of consecutive slots.
 
     ``edges[b]`` is the first slot of bin ``b`` and ``edges[-1]`` one past the last slot;
-    ``running`` is the cumulative count over ``slots``. A binary search per edge replaces
-    a pass over every occupied slot.
+    ``window`` is the cumulative count over ``slots``, 0 first (as :func:`ks_statistic`).
+    A binary search per edge replaces a pass over every occupied slot.
     """
-    cumulative = np.concatenate(([0], running))
-    return np.diff(cumulative[np.searchsorted(slots, edges, side="left")])
+    return np.diff(window[np.searchsorted(slots, edges, side="left")])
 
 
 def ks_effective_size(n: npt.ArrayLike, m: npt.ArrayLike) -> FloatArray:
