@@ -54,6 +54,20 @@ def get_column(table: Table, name: str) -> Any:
     return table[name]
 
 
+def numeric_matrix(table: Table) -> npt.NDArray[np.float64] | None:
+    """Every column of a pandas DataFrame as float64 rows (columns × rows, missing as NaN)
+    in one conversion, or None when ``table`` is something else or a column is not
+    numbers. Pulling the columns one by one costs ~18 µs each in pandas (a Series
+    built per column), ten times the conversion of the whole frame."""
+    if not hasattr(table, "iloc") or not hasattr(table, "to_numpy"):
+        return None
+    try:
+        matrix = table.to_numpy(dtype="float64", na_value=np.nan)
+    except (TypeError, ValueError):
+        return None  # the column-by-column path names the column and the value
+    return np.ascontiguousarray(matrix.T)
+
+
 def is_row(table: Table) -> bool:
     """True when ``table`` is a single row: a mapping whose values are all scalars."""
     if not isinstance(table, Mapping) or hasattr(table, "iloc"):

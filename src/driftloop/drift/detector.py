@@ -24,7 +24,14 @@ import numpy as np
 import numpy.typing as npt
 
 from driftloop.drift import state
-from driftloop.drift.columns import Table, column_names, get_column, infer_kind, is_row
+from driftloop.drift.columns import (
+    Table,
+    column_names,
+    get_column,
+    infer_kind,
+    is_row,
+    numeric_matrix,
+)
 from driftloop.drift.dispersion import Dispersion
 from driftloop.drift.errors import DriftInputError, IncompatibleDetectorError
 from driftloop.drift.policy import OUTPUT as _OUTPUT
@@ -219,6 +226,7 @@ class DriftDetector:
         for i, p in enumerate(self._columns):
             self._reference_bins[i, : p.test_bins.size] = p.test_bins
         self._dispersion = Dispersion(len(self._columns))
+        self._all_numeric = all(isinstance(p, NumericProfile) for p in self._features)
         self._fingerprint: str | None = None
         self._window = PaneWindow([p.n_slots for p in self._columns], self.panes)
         self._cached_statistics: tuple[PaneWindow, int, list[FeatureDrift]] | None = None
@@ -333,7 +341,11 @@ class DriftDetector:
             missing = [e for e in expected if e not in set(given)]
             if missing:
                 raise DriftInputError("missing from the observation", feature=missing[0])
-        columns = [get_column(features, name) for name in expected]
+        # A numeric DataFrame in the reference's column order converts in one call.
+        matrix = (numeric_matrix(features)
+                  if self._all_numeric and not row and given == expected else None)
+        columns = (list(matrix) if matrix is not None
+                   else [get_column(features, name) for name in expected])
         if self._output is not None:
             if output is None:
                 raise DriftInputError("this detector monitors the model output: pass output=",
