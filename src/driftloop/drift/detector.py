@@ -42,7 +42,12 @@ from driftloop.drift.profile import (
     NumericProfile,
     fingerprint,
 )
-from driftloop.drift.report import DriftReport, FeatureDrift, fill_adjusted_pvalues
+from driftloop.drift.report import (
+    DriftReport,
+    FeatureDrift,
+    cache_adjusted_pvalues,
+    effective_count,
+)
 from driftloop.drift.stats import (
     chi2_homogeneity,
     chi2_homogeneity_rows,
@@ -474,19 +479,14 @@ class DriftDetector:
             assert isinstance(profile, NumericProfile)
             rows[i]["ks_statistic"], histogram = profile.statistics(occupied, counts)
             current[i, : histogram.size] = histogram
-        if numeric:
-            tested = [i for i, _, _ in numeric]
-            pvalues = ks_pvalues([rows[i]["ks_statistic"] for i in tested],
-                                 [rows[i]["reference_count"] for i in tested],
-                                 [rows[i]["count"] for i in tested])
-            for i, pvalue in zip(tested, pvalues.tolist(), strict=True):
-                rows[i]["ks_pvalue"] = pvalue
+        adjusted = self._ks_pvalues(rows, [i for i, _, _ in numeric])
+        histograms = current.tolist()
+        used = ((current + self._reference_bins) > 0).sum(axis=1).tolist()
         for i, row in enumerate(rows):
             if row["count"]:
                 width = self._columns[i].test_bins.size
-                row["current_histogram"] = tuple(current[i, :width].tolist())
-                row["bins_used"] = int(((current[i, :width] + self._reference_bins[i, :width])
-                                        > 0).sum())
+                row["current_histogram"] = tuple(histograms[i][:width])
+                row["bins_used"] = used[i]
         present = current.sum(axis=1) > 0
         if present.any():
             distances = zip(
@@ -499,8 +499,25 @@ class DriftDetector:
             for i, psi_, js_, tv_ in distances:
                 rows[i].update(psi=psi_, js_distance=js_, total_variation=tv_)
         statistics = [FeatureDrift(**row) for row in rows]
-        fill_adjusted_pvalues(statistics)
+        cache_adjusted_pvalues((statistics[i], p) for i, p in adjusted)
         return statistics
+
+    @staticmethod
+    def _ks_pvalues(rows: list[dict[str, Any]], tested: list[int]) -> list[tuple[int, float]]:
+        """Fill the KS p-values of the ``tested`` rows and return the inflation-adjusted
+        ones (window counted as ``count / inflation`` events) of those with an inflation:
+        one vectorised :func:`ks_pvalues` call for both, as each call has a fixed cost."""
+        inflated = [i for i in tested if rows[i]["inflation"] != 1.0]
+        cases = [(i, rows[i]["count"]) for i in tested] + [
+            (i, effective_count(rows[i]["count"], rows[i]["inflation"])) for i in inflated]
+        if not cases:
+            return []
+        pvalues = ks_pvalues([rows[i]["ks_statistic"] for i, _ in cases],
+                             [rows[i]["reference_count"] for i, _ in cases],
+                             [m for _, m in cases]).tolist()
+        for i, pvalue in zip(tested, pvalues, strict=False):
+            rows[i]["ks_pvalue"] = pvalue
+        return list(zip(inflated, pvalues[len(tested):], strict=True))
 
     # ------------------------------------------------------------------ replicas
     def merge(self, other: DriftDetector) -> DriftDetector:

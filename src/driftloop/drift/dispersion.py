@@ -244,8 +244,10 @@ def _estimates(ratios: FloatArray, dofs: IntArray, sizes: IntArray) -> FloatArra
     """
     present = np.arange(ratios.shape[1]) < sizes[:, None]
     settled = sizes >= MIN_HISTORY
-    dof = np.maximum(1.0, np.trunc(np.nan_to_num(_row_medians(dofs.astype(np.float64), sizes))))
-    spread = special.chdtri(dof, SPIKE_TAIL) / special.chdtri(dof, 0.5)
+    medians = _row_medians(dofs.astype(np.float64), sizes)
+    dof = np.maximum(1.0, np.trunc(np.where(sizes > 0, medians, 1.0)))
+    distinct, which = np.unique(dof, return_inverse=True)  # a series or two of dofs
+    spread = (special.chdtri(distinct, SPIKE_TAIL) / special.chdtri(distinct, 0.5))[which]
     limit = _row_medians(ratios, sizes) * spread
     kept = present & settled[:, None] & (ratios <= limit[:, None])
     weighted = np.where(kept, ratios * dofs, 0.0)
