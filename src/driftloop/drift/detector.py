@@ -149,7 +149,7 @@ class DriftDetector:
 
         ``resolution`` (one number, or a mapping from numeric feature name to a number)
         rounds that feature's reference and live values to the nearest multiple of it
-        before counting. A numeric feature holds 24 bytes per distinct reference value;
+        before counting. A numeric feature holds 20 bytes per distinct reference value;
         rounding bounds the distinct values to ``(max − min) / resolution + 1``. Every
         statistic stays exact *for the rounded data*; against the raw data, KS D can only
         shrink, by at most the larger share of either sample that falls in one rounding
