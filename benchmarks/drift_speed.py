@@ -36,14 +36,19 @@ table is the 18 segment measurements. Section 2 needs 100k *distinct* values per
 which no bundled set has: it draws them from 25 lognormal/normal mixtures (seeded).
 
 Run ``python benchmarks/drift_speed.py`` (``--quick`` for a smoke test); it is also
-section 5 of ``benchmarks/drift_bench.py``.
+section 5 of ``benchmarks/drift_bench.py``. ``--old SRC`` (another checkout's ``src/``)
+runs sections 1, 2 and 5 for that tree and this one, ``--rounds`` times alternately, each
+in a fresh process, and prints the medians side by side: on a shared machine only
+interleaved runs of both trees compare.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
+import re
 import sys
 import time
 import tracemalloc
@@ -382,11 +387,14 @@ def bench_drift_report(quick: bool, evidently_python: str | None) -> list[list[s
 
 
 def _evidently_python() -> str | None:
-    """An interpreter that can import evidently: this one, or the bench venv's."""
+    """An interpreter that can import evidently: this one, ``$EVIDENTLY_PYTHON``, or the
+    bench venv's (``.venv-bench`` beside this checkout)."""
     import importlib.util  # noqa: PLC0415
 
     if importlib.util.find_spec("evidently") is not None:
         return sys.executable
+    if os.environ.get("EVIDENTLY_PYTHON"):
+        return os.environ["EVIDENTLY_PYTHON"]
     venv = Path(__file__).resolve().parents[1] / ".venv-bench" / "bin" / "python"
     return str(venv) if venv.exists() else None
 
@@ -396,22 +404,113 @@ def load_average() -> str:
     return f"{one:.2f} / {five:.2f} / {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
-def run_all(quick: bool) -> None:
+SECTIONS: dict[str, Callable[[bool, bool], list[list[str]]]] = {
+    "observe": lambda quick, _: bench_observe(quick),
+    "evaluation": lambda quick, _: bench_evaluation(quick),
+    "build": lambda quick, _: bench_build(quick),
+    "memory": lambda quick, _: bench_memory(quick),
+    "report": lambda quick, peers: bench_drift_report(
+        quick, _evidently_python() if peers else None),
+}
+#: The sections ``--old`` runs for both trees, interleaved (build and memory run once).
+COMPARED = ("observe", "evaluation", "report")
+ROWS_MARK = "ROWS "
+
+
+def run_all(quick: bool, sections: Sequence[str] = tuple(SECTIONS), peers: bool = True,
+            rows_out: bool = False) -> None:
     print(f"drift core speed ({'quick' if quick else 'full'}); load average before: "
           f"{load_average()}; python {sys.version.split()[0]}, numpy {np.__version__}, "
           f"pandas {pd.__version__}, pyarrow {pa.__version__}")
-    bench_observe(quick)
-    bench_evaluation(quick)
-    bench_build(quick)
-    bench_memory(quick)
-    bench_drift_report(quick, _evidently_python())
+    found = {name: SECTIONS[name](quick, peers) for name in sections}
+    print(f"\nload average after: {load_average()}")
+    if rows_out:
+        print(ROWS_MARK + json.dumps(found))
+
+
+# ---------------------------------------------------------------------------- --old
+def _rows_of(src: str, section: str, quick: bool, peers: bool) -> list[list[str]]:
+    """One section's rows, measured in a fresh process importing driftloop from ``src``."""
+    import subprocess  # noqa: PLC0415
+
+    command = [sys.executable, __file__, "--only", section, "--rows",
+               *(["--quick"] if quick else []), *([] if peers else ["--no-peers"])]
+    env = {**os.environ, "PYTHONPATH": src}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    marked = [line for line in done.stdout.splitlines() if line.startswith(ROWS_MARK)]
+    rows: list[list[str]] = json.loads(marked[-1][len(ROWS_MARK):])[section]
+    return rows
+
+
+def _number(cell: str) -> float:
+    found = re.search(r"[-+]?\d[\d,]*\.?\d*(?:e[-+]?\d+)?", cell)
+    return float(found.group().replace(",", "")) if found else float("nan")
+
+
+def _median_cell(cells: Sequence[str]) -> str:
+    """The cell whose leading number is the median of the rounds' (the lower middle
+    one for an even count)."""
+    ordered = sorted(cells, key=_number)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _gain(before: str, after: str) -> str:
+    """How much faster ``after`` is: a ratio of rates, or of times inverted."""
+    b, a = _number(before), _number(after)
+    if not (b > 0 and a > 0):
+        return ""
+    return f"{a / b:.2f}x" if "/s" in after and " / " not in after else f"{b / a:.2f}x"
+
+
+def compare(old: str, rounds: int, quick: bool) -> None:
+    """Sections 1, 2 and 5 for the tree at ``old`` and this one, ``rounds`` times,
+    alternating, each run in a fresh process; medians side by side. The peers (to_numpy,
+    scipy, Evidently) run with this tree only."""
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    print(f"before = {old}, after = {here}; {rounds} interleaved rounds, medians; "
+          f"load average before: {load_average()}")
+    measured: dict[str, dict[str, list[list[list[str]]]]] = {
+        section: {"before": [], "after": []} for section in COMPARED}
+    for round_ in range(rounds):
+        for section in COMPARED:
+            for label, src in (("before", old), ("after", here)):
+                rows = _rows_of(src, section, quick, peers=label == "after")
+                measured[section][label].append(rows)
+                print(f"  {label} {section}: " + "; ".join(" ".join(r[:2]) for r in rows))
+        print(f"  round {round_ + 1} of {rounds} done; load average {load_average()}")
+    for section in COMPARED:
+        before, after = measured[section]["before"], measured[section]["after"]
+        table = []
+        for i, row in enumerate(after[0]):
+            old_cell = _median_cell([r[i][1] for r in before])
+            new_cell = _median_cell([r[i][1] for r in after])
+            peers = [_median_cell([r[i][j] for r in after]) for j in range(2, len(row))]
+            table.append([row[0], old_cell, new_cell, _gain(old_cell, new_cell), *peers])
+        width = max(len(r) for r in table)
+        headers = ["case", "before", "after", "after vs before", "peer (after run)",
+                   "after vs peer", "more"][:width]
+        show(f"{section}: medians of {rounds} rounds", headers,
+             [r + [""] * (width - len(r)) for r in table])
     print(f"\nload average after: {load_average()}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a much smaller smoke run")
-    run_all(parser.parse_args(argv).quick)
+    parser.add_argument("--only", action="append", choices=list(SECTIONS),
+                        help="run only this section (repeatable)")
+    parser.add_argument("--old", metavar="SRC",
+                        help="another driftloop source tree (a checkout's src/): sections "
+                             "1, 2 and 5 for it and for this one, interleaved, medians")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds for --old")
+    parser.add_argument("--no-peers", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rows", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.old:
+        compare(args.old, args.rounds, args.quick)
+        return 0
+    run_all(args.quick, args.only or tuple(SECTIONS), peers=not args.no_peers,
+            rows_out=args.rows)
     return 0
 
 

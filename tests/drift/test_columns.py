@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from driftloop.drift import DriftDetector
+from driftloop.drift.columns import arrow_values
 from driftloop.drift.profile import MISSING, CategoricalProfile, NumericProfile
 
 REFERENCE = ["red", "green", "blue", "green", None, "red", "red"]
@@ -94,3 +95,14 @@ def test_strings_in_a_numeric_column_are_refused_by_name() -> None:
     with pytest.raises(Exception, match="expected numbers") as info:
         det.observe({"x": np.array([1.0, "1.5", None], dtype=object)})
     assert getattr(info.value, "feature", None) == "x"
+
+
+def test_arrow_values_read_every_chunk_offset_and_null() -> None:
+    """Arrow numbers are read from their buffers (pyarrow's to_numpy imports pandas):
+    sliced chunks, nulls and empty chunks must come out as to_pylist says."""
+    base = pa.array([1.5, None, 3.0, 4.0, None, 6.0])
+    column = pa.chunked_array([base.slice(1, 4), pa.array([], pa.float64()), base.slice(4)])
+    expected = [np.nan if v is None else v for v in column.to_pylist()]
+    assert np.array_equal(arrow_values(column, np.nan), expected, equal_nan=True)
+    indices = pa.array([3, None, 0], pa.int8()).slice(1)
+    assert arrow_values(indices, -1).tolist() == [-1, 0]

@@ -295,3 +295,26 @@ def test_inflated_ks_pvalues_are_computed_with_the_window_statistics() -> None:
         assert f.ks_statistic is not None
         assert f.adjusted_pvalue == ks_pvalue(f.ks_statistic, f.reference_count,
                                               f.effective_count)
+
+
+def test_a_numeric_frame_counts_as_its_columns_one_by_one() -> None:
+    """A numeric DataFrame converts in one call; the counts equal those of its columns
+    passed as numpy arrays, nullable and object columns of numbers included."""
+    reference = {"a": rng.normal(size=3000), "b": rng.integers(0, 50, 3000).astype(float),
+                 "c": np.round(rng.normal(size=3000), 1)}
+    live = pd.DataFrame({
+        "a": rng.normal(size=400),
+        "b": pd.array(rng.integers(0, 60, 400), dtype="Int64"),
+        "c": pd.Series(np.round(rng.normal(size=400), 1), dtype=object),
+    })
+    live.loc[::7, "b"] = pd.NA
+    live.loc[::11, "c"] = None
+    live.loc[::13, "a"] = np.inf
+    whole = DriftDetector.from_reference(reference, window=400, panes=1)
+    split = DriftDetector.from_reference(reference, window=400, panes=1)
+    whole.observe(live)
+    split.observe({name: live[name].to_numpy(dtype="float64", na_value=np.nan)
+                   for name in live.columns})
+    assert whole.report().to_dict()["features"] == split.report().to_dict()["features"]
+    with pytest.raises(DriftInputError, match=r"'c'.*expected numbers, got 'x'"):
+        whole.observe(live.assign(c=["x"] * 400))

@@ -24,7 +24,14 @@ import numpy as np
 import numpy.typing as npt
 
 from driftloop.drift import state
-from driftloop.drift.columns import Table, column_names, get_column, infer_kind, is_row
+from driftloop.drift.columns import (
+    Table,
+    column_names,
+    get_column,
+    infer_kind,
+    is_row,
+    numeric_matrix,
+)
 from driftloop.drift.dispersion import Dispersion
 from driftloop.drift.errors import DriftInputError, IncompatibleDetectorError
 from driftloop.drift.policy import OUTPUT as _OUTPUT
@@ -35,18 +42,23 @@ from driftloop.drift.profile import (
     NumericProfile,
     fingerprint,
 )
-from driftloop.drift.report import DriftReport, FeatureDrift, fill_adjusted_pvalues
+from driftloop.drift.report import (
+    DriftReport,
+    FeatureDrift,
+    cache_adjusted_pvalues,
+    effective_count,
+)
 from driftloop.drift.stats import (
-    bin_counts,
     chi2_homogeneity,
+    chi2_homogeneity_rows,
     chi2_pvalue,
+    chi2_pvalues,
     js_distance,
     ks_pvalues,
-    ks_statistic,
     psi,
     total_variation,
 )
-from driftloop.drift.window import IntArray, PaneWindow
+from driftloop.drift.window import IntArray, Pane, PaneWindow
 
 OUTPUT = _OUTPUT  # the output's column name (serving's metrics import it from here)
 #: Default window: 5000 events in 2 panes of 2500, measured with benchmarks/drift_bench.py
@@ -137,7 +149,7 @@ class DriftDetector:
 
         ``resolution`` (one number, or a mapping from numeric feature name to a number)
         rounds that feature's reference and live values to the nearest multiple of it
-        before counting. A numeric feature holds 24 bytes per distinct reference value;
+        before counting. A numeric feature holds 20 bytes per distinct reference value;
         rounding bounds the distinct values to ``(max − min) / resolution + 1``. Every
         statistic stays exact *for the rounded data*; against the raw data, KS D can only
         shrink, by at most the larger share of either sample that falls in one rounding
@@ -211,11 +223,15 @@ class DriftDetector:
             self._columns.append(self._output)
         self._labels = [tuple(p.test_labels()) for p in self._columns]
         self._reference_histograms = [tuple(p.test_bins.tolist()) for p in self._columns]
+        #: Every column's reference [present, missing], for the missing-share tests.
+        self._reference_shares = np.array([[p.n, p.missing] for p in self._columns],
+                                          dtype=np.int64)
         width = max(p.test_bins.size for p in self._columns)
         self._reference_bins = np.zeros((len(self._columns), width), dtype=np.int64)
         for i, p in enumerate(self._columns):
             self._reference_bins[i, : p.test_bins.size] = p.test_bins
         self._dispersion = Dispersion(len(self._columns))
+        self._all_numeric = all(isinstance(p, NumericProfile) for p in self._features)
         self._fingerprint: str | None = None
         self._window = PaneWindow([p.n_slots for p in self._columns], self.panes)
         self._cached_statistics: tuple[PaneWindow, int, list[FeatureDrift]] | None = None
@@ -252,7 +268,7 @@ class DriftDetector:
         n = codes.shape[1]
         if self.pane_seconds is not None:
             events = self._advance_to(self._pane_id_at(timestamp))
-            self._window.open.add(codes)
+            self._window.open.add(codes, owned=True)
             self.events_seen += n
             return events
         events = []
@@ -261,7 +277,8 @@ class DriftDetector:
             room = self.pane_size - self._window.open.events
             if room > 0:
                 take = min(room, n - start)
-                self._window.open.add(codes[:, start : start + take])
+                # The whole block is this call's own; a slice would pin the rest of it.
+                self._window.open.add(codes[:, start : start + take], owned=take == n)
                 self.events_seen += take
                 start += take
             if self._window.open.events >= self.pane_size:
@@ -329,7 +346,11 @@ class DriftDetector:
             missing = [e for e in expected if e not in set(given)]
             if missing:
                 raise DriftInputError("missing from the observation", feature=missing[0])
-        columns = [get_column(features, name) for name in expected]
+        # A numeric DataFrame in the reference's column order converts in one call.
+        matrix = (numeric_matrix(features)
+                  if self._all_numeric and not row and given == expected else None)
+        columns = (list(matrix) if matrix is not None
+                   else [get_column(features, name) for name in expected])
         if self._output is not None:
             if output is None:
                 raise DriftInputError("this detector monitors the model output: pass output=",
@@ -400,14 +421,17 @@ class DriftDetector:
         for pane in self._window.closed:
             if tracker.last_id is not None and pane.id <= tracker.last_id:
                 continue
-            histograms = []
-            for j, profile in enumerate(self._columns):
-                bins = profile.bins_of_slots(pane.slots[j])
-                histogram = np.bincount(bins, weights=pane.counts[j],
-                                        minlength=profile.test_bins.size).astype(np.int64)
-                present = int(pane.counts[j].sum())
-                histograms.append((histogram, np.array([present, int(pane.missing[j])])))
-            tracker.add_pane(pane.id, histograms)
+            histograms = self._pane_histograms(pane)
+            shares = np.stack([histograms.sum(axis=1), pane.missing], axis=1)
+            tracker.add_pane(pane.id, histograms, shares)
+
+    def _pane_histograms(self, pane: Pane) -> IntArray:
+        """The pane's counts in every column's tested bins (columns x bins, zero-padded)."""
+        histograms = np.zeros_like(self._reference_bins)
+        for j, profile in enumerate(self._columns):
+            histogram = profile.histogram(pane.slots[j], pane.counts[j])
+            histograms[j, : histogram.size] = histogram
+        return histograms
 
     def _statistics(self) -> list[FeatureDrift]:
         """Every feature's statistics, computed once per window state: a dashboard that
@@ -425,25 +449,27 @@ class DriftDetector:
         rows: list[dict[str, Any]] = []
         current = np.zeros_like(self._reference_bins)
         numeric: list[tuple[int, npt.NDArray[np.intp], IntArray]] = []
+        occupied_counts = [window.occupied(i) for i in range(len(self._columns))]
+        present = [int(counts.sum()) for _, counts in occupied_counts]
+        missing = window.missing.tolist()
+        inflations = (self._dispersion.inflations().tolist()
+                      if self.policy.dependence == "panes" else [[1.0, 1.0]] * len(present))
+        shares = _missing_statistics(self._reference_shares, np.array([present, missing]).T)
         for i, profile in enumerate(self._columns):
-            occupied, counts = window.occupied(i)
-            m = int(counts.sum())
+            occupied, counts = occupied_counts[i]
+            m = present[i]
             rows.append({"name": profile.name, "kind": profile.kind, "count": m,
-                         "missing": int(window.missing[i]), "reference_count": profile.n,
+                         "missing": missing[i], "reference_count": profile.n,
                          "bins": self._labels[i],
-                         "reference_histogram": self._reference_histograms[i]})
-            inflation, missing_inflation = (self._dispersion.inflation(i)
-                                            if self.policy.dependence == "panes" else (1.0, 1.0))
-            rows[i].update(inflation=inflation, missing_inflation=missing_inflation,
-                           reference_missing=profile.missing,
-                           **_missing_statistics(profile, m, int(window.missing[i])))
+                         "reference_histogram": self._reference_histograms[i],
+                         "inflation": inflations[i][0], "missing_inflation": inflations[i][1],
+                         "reference_missing": profile.missing, **shares[i]})
             if not m:
                 continue
             if isinstance(profile, NumericProfile):
                 numeric.append((i, occupied, counts))
             else:
-                histogram = np.bincount(profile.slot_bins, weights=window.totals[i],
-                                        minlength=profile.test_bins.size).astype(np.int64)
+                histogram = profile.histogram(occupied, counts)
                 statistic, dof = chi2_homogeneity(profile.test_bins, histogram)
                 rows[i].update(chi2_statistic=statistic, chi2_pvalue=chi2_pvalue(statistic, dof),
                                chi2_dof=dof)
@@ -451,21 +477,16 @@ class DriftDetector:
         for i, occupied, counts in numeric:
             profile = self._columns[i]
             assert isinstance(profile, NumericProfile)
-            rows[i]["ks_statistic"], histogram = _numeric_statistics(profile, occupied, counts)
+            rows[i]["ks_statistic"], histogram = profile.statistics(occupied, counts)
             current[i, : histogram.size] = histogram
-        if numeric:
-            tested = [i for i, _, _ in numeric]
-            pvalues = ks_pvalues([rows[i]["ks_statistic"] for i in tested],
-                                 [rows[i]["reference_count"] for i in tested],
-                                 [rows[i]["count"] for i in tested])
-            for i, pvalue in zip(tested, pvalues.tolist(), strict=True):
-                rows[i]["ks_pvalue"] = pvalue
+        adjusted = self._ks_pvalues(rows, [i for i, _, _ in numeric])
+        histograms = current.tolist()
+        used = ((current + self._reference_bins) > 0).sum(axis=1).tolist()
         for i, row in enumerate(rows):
             if row["count"]:
                 width = self._columns[i].test_bins.size
-                row["current_histogram"] = tuple(current[i, :width].tolist())
-                row["bins_used"] = int(((current[i, :width] + self._reference_bins[i, :width])
-                                        > 0).sum())
+                row["current_histogram"] = tuple(histograms[i][:width])
+                row["bins_used"] = used[i]
         present = current.sum(axis=1) > 0
         if present.any():
             distances = zip(
@@ -478,8 +499,25 @@ class DriftDetector:
             for i, psi_, js_, tv_ in distances:
                 rows[i].update(psi=psi_, js_distance=js_, total_variation=tv_)
         statistics = [FeatureDrift(**row) for row in rows]
-        fill_adjusted_pvalues(statistics)
+        cache_adjusted_pvalues((statistics[i], p) for i, p in adjusted)
         return statistics
+
+    @staticmethod
+    def _ks_pvalues(rows: list[dict[str, Any]], tested: list[int]) -> list[tuple[int, float]]:
+        """Fill the KS p-values of the ``tested`` rows and return the inflation-adjusted
+        ones (window counted as ``count / inflation`` events) of those with an inflation:
+        one vectorised :func:`ks_pvalues` call for both, as each call has a fixed cost."""
+        inflated = [i for i in tested if rows[i]["inflation"] != 1.0]
+        cases = [(i, rows[i]["count"]) for i in tested] + [
+            (i, effective_count(rows[i]["count"], rows[i]["inflation"])) for i in inflated]
+        if not cases:
+            return []
+        pvalues = ks_pvalues([rows[i]["ks_statistic"] for i, _ in cases],
+                             [rows[i]["reference_count"] for i, _ in cases],
+                             [m for _, m in cases]).tolist()
+        for i, pvalue in zip(tested, pvalues, strict=False):
+            rows[i]["ks_pvalue"] = pvalue
+        return list(zip(inflated, pvalues[len(tested):], strict=True))
 
     # ------------------------------------------------------------------ replicas
     def merge(self, other: DriftDetector) -> DriftDetector:
@@ -546,34 +584,19 @@ class DriftDetector:
         return state.load(cls, data, policy, clock)
 
 
-def _numeric_statistics(
-    profile: NumericProfile, occupied: npt.NDArray[np.intp], counts: IntArray
-) -> tuple[float, IntArray]:
-    """KS statistic and PSI/JS histogram of one numeric feature from its occupied slots.
-
-    A loop over features of a few whole-array passes each: measured 4x cheaper than laying
-    every feature's slots end to end, whose concatenations and repeats cost more than the
-    per-feature calls they save.
-    """
-    running = np.cumsum(counts)
-    statistic = ks_statistic(profile.cumulative_at(occupied) / profile.n,
-                             profile.cumulative_at(occupied - 1) / profile.n, counts, running)
-    edges = np.append(profile.bin_first_slot, profile.n_slots)
-    return statistic, bin_counts(edges, occupied, running)
-
-
-def _missing_statistics(profile: FeatureProfile, present: int, missing: int) -> dict[str, Any]:
-    """The missing share against the reference's: a 2x2 chi-square, PSI and JS of
-    [present, missing]; nothing while the window is empty."""
-    if present + missing == 0:
-        return {}
-    reference = np.array([profile.n, profile.missing], dtype=np.int64)
-    current = np.array([present, missing], dtype=np.int64)
-    statistic, dof = chi2_homogeneity(reference, current)
-    return {"missing_chi2": statistic if dof else None,
-            "missing_pvalue": chi2_pvalue(statistic, dof),
-            "missing_psi": float(psi(reference, current)),
-            "missing_js": float(js_distance(reference, current))}
+def _missing_statistics(reference: IntArray, current: IntArray) -> list[dict[str, Any]]:
+    """Per column, the missing share against the reference's: a 2x2 chi-square, PSI and JS
+    of [present, missing] (one row per column in ``reference`` and ``current``), all
+    columns in one pass; nothing for a column whose window is empty."""
+    tested = current.sum(axis=1) > 0
+    current = np.where(tested[:, None], current, reference)  # no 0/0 for an empty window
+    statistic, dof = chi2_homogeneity_rows(reference, current)
+    columns = zip(tested.tolist(), statistic.tolist(), dof.tolist(),
+                  chi2_pvalues(statistic, dof).tolist(), psi(reference, current).tolist(),
+                  js_distance(reference, current).tolist(), strict=True)
+    return [{"missing_chi2": chi2 if d else None, "missing_pvalue": p,
+             "missing_psi": psi_, "missing_js": js_} if t else {}
+            for t, chi2, d, p, psi_, js_ in columns]
 
 
 def _column_of(reference: Table, name: str) -> Any:

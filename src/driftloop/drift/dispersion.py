@@ -51,18 +51,16 @@ the few evaluations where it rejects by chance.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Sequence
-from functools import lru_cache
-from statistics import median
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 
-from driftloop.drift.stats import chi2_homogeneity
+from driftloop.drift.stats import chi2_homogeneity_rows
 
-IntArray = np.ndarray
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 #: Pane-to-pane observations kept per column.
 HISTORY = 63
 #: Observations below which the largest is used.
@@ -76,44 +74,68 @@ CONFIDENCE_Z = 2.0
 #: The history is taken as independent rows (inflation 1) unless a chi-square test of
 #: all its kept observations together rejects ``φ = 1`` at this level.
 INDEPENDENCE_LEVEL = 0.01
-Observation = tuple[float, int]
 
 
 class Dispersion:
-    """Running variance-inflation estimates, two per column (distribution, missing share)."""
+    """Running variance-inflation estimates, two per column (distribution, missing share).
+
+    The observations live in one ``(2 · columns, HISTORY)`` array per quantity (row
+    ``2c`` the distribution of column ``c``, row ``2c + 1`` its missing share), oldest
+    first, so that a pane close updates every column in a few array operations and the
+    estimates of all columns are computed together, once per pane (:meth:`inflations`):
+    per column and per read in Python they were most of what an evaluation cost.
+    """
 
     def __init__(self, columns: int) -> None:
         self.columns = columns
         self.last_id: int | None = None
         self.pairs = 0  # pane-to-pane comparisons made
-        self._previous: list[tuple[IntArray, IntArray]] | None = None
-        self._stream_independent: tuple[int, bool] | None = None  # (pairs, verdict)
-        #: Per column, (statistic / dof, dof) of each pane-to-pane comparison.
-        self.history: list[tuple[deque[Observation], deque[Observation]]] = [
-            (deque(maxlen=HISTORY), deque(maxlen=HISTORY)) for _ in range(columns)
-        ]
+        #: The last pane's tested-bin counts (columns x bins, zero-padded) and
+        #: [present, missing] per column.
+        self._previous: tuple[IntArray, IntArray] | None = None
+        #: Per series, statistic / dof and dof of each pane-to-pane comparison.
+        self._ratios = np.zeros((2 * columns, HISTORY))
+        self._dofs = np.zeros((2 * columns, HISTORY), dtype=np.int64)
+        self._sizes = np.zeros(2 * columns, dtype=np.int64)
+        self._inflations: FloatArray | None = None  # cache of inflations()
 
-    def add_pane(self, pane_id: int, histograms: Sequence[tuple[IntArray, IntArray]]) -> None:
-        """Record one closed pane: per column its tested-bin counts and [present, missing]."""
+    def add_pane(self, pane_id: int, histograms: IntArray, shares: IntArray) -> None:
+        """Record one closed pane: per column (one row each) its tested-bin counts,
+        zero-padded to a common width, and its [present, missing] counts."""
         if self.last_id is not None and pane_id <= self.last_id:
             return
         if self._previous is not None:
             self.pairs += 1
-            for history, before, now in zip(self.history, self._previous, histograms,
-                                            strict=True):
-                for series, a, b in zip(history, before, now, strict=True):
-                    ratio = _ratio(a, b)
-                    if ratio is not None:
-                        series.append(ratio)
-        self._previous = [(np.asarray(h), np.asarray(m)) for h, m in histograms]
+            before, before_shares = self._previous
+            width = max(before.shape[1], histograms.shape[1])
+            distribution = _ratios(_pad(before, width), _pad(histograms, width))
+            missing = _ratios(before_shares, shares)
+            # Interleaved: row 2c the distribution of column c, row 2c + 1 its missing share.
+            self._append(*(np.stack([d, m], axis=1).ravel()
+                           for d, m in zip(distribution, missing, strict=True)))
+        self._previous = (np.asarray(histograms, dtype=np.int64),
+                          np.asarray(shares, dtype=np.int64))
         self.last_id = pane_id
+
+    def _append(self, ratios: Any, dofs: Any, valid: Any) -> None:
+        rows = np.flatnonzero(valid)
+        full = rows[self._sizes[rows] == HISTORY]
+        if full.size:  # drop the oldest observation of a full series
+            self._ratios[full, :-1] = self._ratios[full, 1:]
+            self._dofs[full, :-1] = self._dofs[full, 1:]
+            self._sizes[full] -= 1
+        self._ratios[rows, self._sizes[rows]] = ratios[rows]
+        self._dofs[rows, self._sizes[rows]] = dofs[rows]
+        self._sizes[rows] += 1
+        self._inflations = None
 
     def carry_history(self, previous: Dispersion) -> None:
         """Keep ``previous``'s observations (the stream's clustering does not change with
         a new reference) but not its last pane, whose bins were the old reference's."""
         if previous.columns == self.columns:
-            self.history, self.pairs = previous.history, previous.pairs
-            self._stream_independent = None
+            self._ratios, self._dofs = previous._ratios.copy(), previous._dofs.copy()
+            self._sizes, self.pairs = previous._sizes.copy(), previous.pairs
+            self._inflations = None
 
     @property
     def settled(self) -> bool:
@@ -123,27 +145,27 @@ class Dispersion:
 
     def inflation(self, column: int) -> tuple[float, float]:
         """(distribution, missing share) inflation of ``column``; 1.0 without evidence."""
-        independent = self.stream_independent
-        return (_estimate(self.history[column][0], independent),
-                _estimate(self.history[column][1], independent))
+        distribution, missing = self.inflations()[column].tolist()
+        return distribution, missing
 
-    @property
-    def stream_independent(self) -> bool:
-        """Whether every column's kept observations together are consistent with
-        independent rows (computed once per pane): the stream's clustering shows in its
-        most clustered columns first, and this test sees all of them at once."""
-        if self._stream_independent is None or self._stream_independent[0] != self.pairs:
-            kept = (o for pair in self.history for series in pair for o in _kept(series))
-            self._stream_independent = (self.pairs, _independent(kept))
-        return self._stream_independent[1]
+    def inflations(self) -> FloatArray:
+        """Every column's (distribution, missing share) inflation, ``columns x 2``,
+        computed once per pane for all columns together."""
+        if self._inflations is None:
+            self._inflations = _estimates(self._ratios, self._dofs, self._sizes).reshape(-1, 2)
+        return self._inflations
 
     def to_dict(self) -> dict[str, Any]:
+        series = [[[r, d] for r, d in zip(ratios[:size].tolist(), dofs[:size].tolist(),
+                                          strict=True)]
+                  for ratios, dofs, size in zip(self._ratios, self._dofs, self._sizes.tolist(),
+                                                strict=True)]
         return {
             "last_id": self.last_id,
             "pairs": self.pairs,
             "previous": None if self._previous is None else [
-                [h.tolist(), m.tolist()] for h, m in self._previous],
-            "history": [[list(a), list(b)] for a, b in self.history],
+                [h.tolist(), m.tolist()] for h, m in zip(*self._previous, strict=True)],
+            "history": [series[2 * c : 2 * c + 2] for c in range(self.columns)],
         }
 
     @classmethod
@@ -154,59 +176,89 @@ class Dispersion:
         out.last_id = None if data["last_id"] is None else int(data["last_id"])
         out.pairs = int(data.get("pairs", 0))
         if data["previous"] is not None:
-            out._previous = [(np.asarray(h, dtype=np.int64), np.asarray(m, dtype=np.int64))
-                             for h, m in data["previous"]]
-        for series, (a, b) in zip(out.history, data["history"], strict=True):
-            series[0].extend((float(r), int(d)) for r, d in a)
-            series[1].extend((float(r), int(d)) for r, d in b)
+            width = max(len(h) for h, _ in data["previous"])
+            histograms = np.zeros((columns, width), dtype=np.int64)
+            for i, (h, _) in enumerate(data["previous"]):
+                histograms[i, : len(h)] = h
+            shares = np.array([m for _, m in data["previous"]], dtype=np.int64).reshape(-1, 2)
+            out._previous = (histograms, shares)
+        pairs = [series for column in data["history"] for series in column]
+        for row, observations in enumerate(pairs):
+            kept = observations[-HISTORY:]
+            out._ratios[row, : len(kept)] = [float(r) for r, _ in kept]
+            out._dofs[row, : len(kept)] = [int(d) for _, d in kept]
+            out._sizes[row] = len(kept)
         return out
 
 
-def _ratio(a: IntArray, b: IntArray) -> Observation | None:
-    if a.sum() == 0 or b.sum() == 0:
-        return None
-    statistic, dof = chi2_homogeneity(a, b)
-    if dof == 0:  # both panes in one cell (say, never missing): nothing over-dispersed
-        return 1.0, 0
-    return statistic / dof, dof
+def _pad(histograms: IntArray, width: int) -> IntArray:
+    """``histograms`` with zero columns added up to ``width`` (an empty bin in both panes
+    is left out of the chi-square, so padding changes nothing)."""
+    if histograms.shape[1] == width:
+        return histograms
+    return np.pad(histograms, ((0, 0), (0, width - histograms.shape[1])))
 
 
-@lru_cache(maxsize=256)
-def _spread(dof: int) -> float:
-    """Chi-square's ``1 - SPIKE_TAIL`` quantile over its median, for ``dof``."""
-    return float(special.chdtri(dof, SPIKE_TAIL) / special.chdtri(dof, 0.5))
+def _ratios(before: IntArray, now: IntArray) -> tuple[FloatArray, IntArray,
+                                                      npt.NDArray[np.bool_]]:
+    """Per row, one observation of ``φ``: the homogeneity chi-square of the two panes over
+    its degrees of freedom (1.0 with none: both panes in one cell, say never missing),
+    and whether there was one (both panes non-empty)."""
+    valid = (before.sum(axis=1) > 0) & (now.sum(axis=1) > 0)
+    statistic, dofs = chi2_homogeneity_rows(before, now)
+    ratios = np.divide(statistic, dofs, out=np.ones_like(statistic), where=dofs > 0)
+    return ratios, dofs, valid
 
 
-def _kept(series: deque[Observation]) -> list[Observation]:
-    """The observations of a settled series that are noise, not the start of a shift."""
-    if len(series) < MIN_HISTORY:
-        return []
-    # statistics.median on these short lists: the same value as np.median at a fiftieth
-    # of its cost, which ran at every evaluation for every column.
-    dof = max(1, int(median(d for _, d in series)))
-    limit = median(r for r, _ in series) * _spread(dof)
-    return [(r, d) for r, d in series if r <= limit]
+def _row_medians(values: FloatArray, sizes: IntArray) -> FloatArray:
+    """``statistics.median`` of the first ``sizes[i]`` entries of every row (NaN for an
+    empty row): the middle value, or the mean of the two middle ones."""
+    padded = np.where(np.arange(values.shape[1]) < sizes[:, None], values, np.inf)
+    ordered = np.sort(padded, axis=1)
+    rows = np.arange(values.shape[0])
+    low = ordered[rows, np.maximum(sizes - 1, 0) // 2]
+    high = ordered[rows, np.minimum(sizes // 2, values.shape[1] - 1)]
+    return np.where(sizes > 0, (low + high) / 2, np.nan)
 
 
-def _independent(observations: Iterable[Observation]) -> bool:
+def _independent(statistic: FloatArray, dof: FloatArray) -> npt.NDArray[np.bool_]:
     """Whether observations of ``φ`` look like independent rows: their statistics summed
     against chi-square on their summed degrees of freedom (the sum of independent
     chi-squares) does not reject ``φ = 1`` at :data:`INDEPENDENCE_LEVEL`."""
-    statistic = dof = 0.0
-    for ratio, d in observations:
-        statistic += ratio * d
-        dof += d
-    return dof == 0 or float(special.chdtrc(dof, statistic)) > INDEPENDENCE_LEVEL
+    pvalue = special.chdtrc(np.maximum(dof, 1), statistic)
+    return np.asarray((dof == 0) | (pvalue > INDEPENDENCE_LEVEL))
 
 
-def _estimate(series: deque[Observation], stream_independent: bool) -> float:
-    if not series:
-        return 1.0
-    kept = _kept(series)
-    if len(kept) < 2:
-        return max(1.0, *(r for r, _ in series))
-    if stream_independent and _independent(kept):
-        return 1.0
-    ratios = np.array([r for r, _ in kept])
-    bound = ratios.mean() + CONFIDENCE_Z * ratios.std(ddof=1) / np.sqrt(ratios.size)
-    return max(1.0, float(bound))
+def _estimates(ratios: FloatArray, dofs: IntArray, sizes: IntArray) -> FloatArray:
+    """The inflation of every series (row):
+
+    - no observation: 1;
+    - fewer than :data:`MIN_HISTORY`, or fewer than two kept: the largest observation;
+    - the stream's kept observations (every series together) and the series' own
+      consistent with independent rows: 1;
+    - else the mean of the kept observations plus :data:`CONFIDENCE_Z` standard errors.
+
+    An observation is kept, once a series holds :data:`MIN_HISTORY`, when it is within
+    the median times chi-square's ``1 - SPIKE_TAIL`` quantile over its median, for the
+    series' median degrees of freedom: the rest are where a real shift started.
+    """
+    present = np.arange(ratios.shape[1]) < sizes[:, None]
+    settled = sizes >= MIN_HISTORY
+    medians = _row_medians(dofs.astype(np.float64), sizes)
+    dof = np.maximum(1.0, np.trunc(np.where(sizes > 0, medians, 1.0)))
+    distinct, which = np.unique(dof, return_inverse=True)  # a series or two of dofs
+    spread = (special.chdtri(distinct, SPIKE_TAIL) / special.chdtri(distinct, 0.5))[which]
+    limit = _row_medians(ratios, sizes) * spread
+    kept = present & settled[:, None] & (ratios <= limit[:, None])
+    weighted = np.where(kept, ratios * dofs, 0.0)
+    kept_dofs = np.where(kept, dofs, 0).sum(axis=1).astype(np.float64)
+    stream = bool(_independent(np.array([weighted.sum()]), np.array([kept_dofs.sum()]))[0])
+    own = _independent(weighted.sum(axis=1), kept_dofs)
+    count = kept.sum(axis=1)
+    mean = np.where(kept, ratios, 0.0).sum(axis=1) / np.maximum(count, 1)
+    squares = np.where(kept, (ratios - mean[:, None]) ** 2, 0.0).sum(axis=1)
+    bound = mean + CONFIDENCE_Z * np.sqrt(squares / np.maximum(count - 1, 1)) / np.sqrt(
+        np.maximum(count, 1))
+    largest = np.where(present, ratios, -np.inf).max(axis=1)
+    out = np.where(count < 2, largest, np.where(stream & own, 1.0, bound))
+    return np.where(sizes == 0, 1.0, np.maximum(out, 1.0))

@@ -34,6 +34,8 @@ from driftloop.drift.columns import (
     numeric_values,
 )
 from driftloop.drift.errors import DriftInputError
+from driftloop.drift.lookup import ValueIndex
+from driftloop.drift.stats import bin_counts, ks_statistic
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -58,8 +60,14 @@ class NumericProfile:
         k = self.values.size
         self.n = int(self.counts.sum())
         # cumulative[i] reference values below values[i]; cumulative[-1] == n. With the
-        # values and the counts it is all the profile holds per distinct value (24 bytes).
-        self.cumulative: IntArray = np.concatenate(([0], np.cumsum(self.counts)))
+        # values and the counts it is all the profile holds per distinct value (20 bytes;
+        # up to 4,096 distinct values, the lookup grid adds at most 72 more). int32 while
+        # the counts fit: an evaluation reads it at every occupied window slot, from
+        # memory the cache lost since, so half the bytes is half the misses.
+        width = np.int32 if self.n < 2**31 else np.int64
+        self.cumulative: npt.NDArray[np.integer[Any]] = np.concatenate(
+            ([0], np.cumsum(self.counts))).astype(width)
+        self.index = ValueIndex(self.values)
         self.cuts: FloatArray = bin_cuts(self.values, self.counts, self.psi_bins)
         # Bin of every slot: 0 underflow, 1..len(cuts)+1 inside, last overflow.
         value_bins = np.searchsorted(self.cuts, self.values, side="right") + 1
@@ -69,6 +77,8 @@ class NumericProfile:
         slot_bins[2::2] = value_bins
         slot_bins[-1] = self.n_bins - 1
         self.bin_first_slot = np.searchsorted(slot_bins, np.arange(self.n_bins), side="left")
+        #: The first slot of every bin, then one past the last slot.
+        self.bin_slot_edges = np.append(self.bin_first_slot, self.n_slots)
         self.reference_bins: IntArray = np.bincount(
             value_bins, weights=self.counts, minlength=self.n_bins
         ).astype(np.int64)
@@ -85,9 +95,23 @@ class NumericProfile:
     def test_labels(self) -> list[str]:
         return self.bin_labels()
 
-    def bins_of_slots(self, slots: npt.NDArray[np.int32]) -> npt.NDArray[np.intp]:
-        """The test bin of each slot."""
-        return np.searchsorted(self.bin_first_slot, slots, side="right") - 1
+    def histogram(self, slots: npt.NDArray[Any], counts: IntArray) -> IntArray:
+        """Counts in the test bins of sorted, distinct ``slots`` holding ``counts``: a
+        binary search per bin edge in the slots, not one per slot."""
+        return bin_counts(self.bin_slot_edges, slots, running_counts(counts))
+
+    def statistics(self, slots: npt.NDArray[Any], counts: IntArray) -> tuple[float, IntArray]:
+        """KS statistic and test-bin histogram of a window holding ``counts`` in sorted,
+        distinct ``slots``.
+
+        Called feature by feature, a few whole-array passes each: measured 4x cheaper
+        than laying every feature's slots end to end, whose concatenations and repeats
+        cost more than the per-feature calls they save.
+        """
+        window = running_counts(counts)
+        statistic = ks_statistic(self.cumulative_at(slots) / self.n,
+                                 self.cumulative_at(slots - 1) / self.n, window)
+        return statistic, bin_counts(self.bin_slot_edges, slots, window)
 
     @property
     def n_bins(self) -> int:
@@ -111,23 +135,21 @@ class NumericProfile:
         inner[x > self.values[-1]] = self.n_bins - 1
         return inner
 
-    def cumulative_at(self, slots: npt.NDArray[np.intp]) -> IntArray:
+    def cumulative_at(self, slots: npt.NDArray[np.intp]) -> npt.NDArray[np.integer[Any]]:
         """Reference values at or below each slot: the reference ECDF times ``n``.
 
         Equal-slot ``2i + 1`` covers values up to and including ``values[i]``, between-slot
-        ``2i`` those below ``values[i]``, so both read ``cumulative[(slot + 1) // 2]``.
+        ``2i`` those below ``values[i]``, so both read ``cumulative[(slot + 1) // 2]``
+        (by ``take``: measured twice as fast as indexing on 10k slots).
         """
-        at: IntArray = self.cumulative[(slots + 1) >> 1]
-        return at
+        return self.cumulative.take((slots + 1) >> 1)
 
     def encode(self, column: Any) -> npt.NDArray[np.int32]:
         """Slot of every value; :data:`MISSING` for NaN, ±inf and None."""
         x = round_to(numeric_values(column, self.name), self.resolution)
         finite = np.isfinite(x)
         xf = x if finite.all() else x[finite]
-        i = _lookup(self.values, xf)
-        # Past the end, "clip" reads the maximum, which is below xf: never equal.
-        equal = self.values.take(i, mode="clip") == xf
+        i, equal = self.index.find(xf)
         encoded: npt.NDArray[np.int32] = (2 * i + equal).astype(np.int32)
         if xf is x:
             return encoded
@@ -176,21 +198,12 @@ class NumericProfile:
                    resolution)
 
 
-#: References with more distinct values than this are searched with sorted keys: the
-#: binary searches then walk the reference in order instead of missing the cache at
-#: random (measured: 3x faster for 1e6 values in 1e6, 1.3x for 1,000 in 100k).
-SORTED_LOOKUP_MIN = 4096
-
-
-def _lookup(values: FloatArray, x: FloatArray) -> npt.NDArray[np.intp]:
-    """``np.searchsorted(values, x, side="left")``, sorting ``x`` first when ``values``
-    is larger than the cache (:data:`SORTED_LOOKUP_MIN`)."""
-    if values.size <= SORTED_LOOKUP_MIN or x.size < 64:
-        return np.searchsorted(values, x, side="left")
-    order = np.argsort(x)
-    found = np.empty(x.size, dtype=np.intp)
-    found[order] = np.searchsorted(values, x[order], side="left")
-    return found
+def running_counts(counts: IntArray) -> IntArray:
+    """0, then the cumulative sums of ``counts``: the count below each entry and, last,
+    the total."""
+    running = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=running[1:])
+    return running
 
 
 def round_to(x: FloatArray, resolution: float | None) -> FloatArray:
@@ -280,9 +293,11 @@ class CategoricalProfile:
     def bin_labels(self) -> list[str]:
         return [str(c) for c in self.categories] + ["(unseen)"]
 
-    def bins_of_slots(self, slots: npt.NDArray[np.int32]) -> IntArray:
-        """The test bin of each slot (rare categories share one)."""
-        return self.slot_bins[slots]
+    def histogram(self, slots: npt.NDArray[Any], counts: IntArray) -> IntArray:
+        """Counts in the test bins (rare categories share one) of ``slots`` holding
+        ``counts``."""
+        return np.bincount(self.slot_bins[slots], weights=counts,
+                           minlength=self.test_bins.size).astype(np.int64)
 
     def test_labels(self) -> list[str]:
         """Labels of :attr:`test_bins`: the frequent categories, the pooled rare ones."""

@@ -29,14 +29,14 @@ PSI_EPSILON = 1e-4
 
 
 def ks_statistic(
-    reference_high: FloatArray, reference_low: FloatArray, counts: IntArray,
-    running: IntArray,
+    reference_high: FloatArray, reference_low: FloatArray, window: IntArray,
 ) -> float:
     """Exact two-sample KS statistic of ``scipy.stats.ks_2samp``, from slot counts.
 
-    One entry per occupied window slot, in increasing slot order: ``counts`` the window's
-    count there, ``running`` their cumulative sum, ``reference_high`` the reference ECDF
-    at the slot and ``reference_low`` the one at the slot just below it.
+    One entry per occupied window slot, in increasing slot order: ``reference_high`` the
+    reference ECDF at the slot and ``reference_low`` the one at the slot just below it;
+    ``window`` is the window's cumulative count, 0 first, then the count up to each
+    occupied slot (one entry more).
 
     Between two occupied slots the window ECDF is flat while the reference ECDF rises, so
     the largest gap on that stretch sits at one of its ends: the slot just below an
@@ -44,22 +44,21 @@ def ks_statistic(
     O(occupied slots). The ECDFs are integer counts divided by the sample size, as scipy
     computes them, so the result is equal to the last bit.
     """
-    m = running[-1]
-    return float(max(np.abs(reference_high - running / m).max(),
-                     np.abs(reference_low - (running - counts) / m).max()))
+    ecdf = window / window[-1]
+    return float(max(np.abs(reference_high - ecdf[1:]).max(),
+                     np.abs(reference_low - ecdf[:-1]).max()))
 
 
 def bin_counts(
-    edges: npt.NDArray[np.intp], slots: npt.NDArray[np.intp], running: IntArray
+    edges: npt.NDArray[np.intp], slots: npt.NDArray[np.intp], window: IntArray
 ) -> IntArray:
     """Per-bin totals of sorted slot counts, for bins that are runs of consecutive slots.
 
     ``edges[b]`` is the first slot of bin ``b`` and ``edges[-1]`` one past the last slot;
-    ``running`` is the cumulative count over ``slots``. A binary search per edge replaces
-    a pass over every occupied slot.
+    ``window`` is the cumulative count over ``slots``, 0 first (as :func:`ks_statistic`).
+    A binary search per edge replaces a pass over every occupied slot.
     """
-    cumulative = np.concatenate(([0], running))
-    return np.diff(cumulative[np.searchsorted(slots, edges, side="left")])
+    return np.diff(window[np.searchsorted(slots, edges, side="left")])
 
 
 def ks_effective_size(n: npt.ArrayLike, m: npt.ArrayLike) -> FloatArray:
@@ -243,17 +242,37 @@ def chi2_homogeneity(reference: IntArray, current: IntArray) -> tuple[float, int
     Buckets empty in both samples are left out, as ``scipy.stats.chi2_contingency``
     requires; no continuity correction is applied.
     """
-    keep = (reference + current) > 0
-    table = np.vstack([reference[keep], current[keep]]).astype(np.float64)
-    if table.shape[1] < 2:
-        return 0.0, 0
-    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0) / table.sum()
-    return float(((table - expected) ** 2 / expected).sum()), int(table.shape[1] - 1)
+    statistic, dof = chi2_homogeneity_rows(reference[np.newaxis], current[np.newaxis])
+    return float(statistic[0]), int(dof[0])
+
+
+def chi2_homogeneity_rows(reference: IntArray, current: IntArray) -> tuple[FloatArray, IntArray]:
+    """:func:`chi2_homogeneity` of many tables at once, one per row (the last axis is the
+    buckets; rows may be zero-padded to a common width): statistics and degrees of freedom.
+    """
+    r = np.asarray(reference, dtype=np.float64)
+    c = np.asarray(current, dtype=np.float64)
+    both = r + c
+    keep = both > 0
+    dof = keep.sum(axis=-1) - 1
+    total = both.sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected_r = r.sum(axis=-1, keepdims=True) * both / total
+        expected_c = c.sum(axis=-1, keepdims=True) * both / total
+        terms = (r - expected_r) ** 2 / expected_r + (c - expected_c) ** 2 / expected_c
+    statistic = np.where(keep, terms, 0.0).sum(axis=-1)
+    tested = dof >= 1
+    return np.where(tested, statistic, 0.0), np.where(tested, dof, 0).astype(np.int64)
 
 
 def chi2_pvalue(statistic: float, dof: int) -> float:
     """Upper-tail chi-square probability; 1.0 when there are no degrees of freedom."""
     return float(special.chdtrc(dof, statistic)) if dof > 0 else 1.0
+
+
+def chi2_pvalues(statistic: FloatArray, dof: IntArray) -> FloatArray:
+    """:func:`chi2_pvalue` of many statistics at once."""
+    return np.where(dof > 0, special.chdtrc(np.maximum(dof, 1), statistic), 1.0)
 
 
 def _proportions(counts: IntArray) -> FloatArray:
