@@ -20,5 +20,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   done
 fi
 (command -v haproxy || echo /usr/sbin/haproxy) >/dev/null
-/usr/sbin/haproxy -v | head -n1
-promtool --version 2>&1 | head -n1
+/usr/sbin/haproxy -v | sed -n 1p  # sed reads it all: head would close the pipe early (SIGPIPE under pipefail)
+promtool --version 2>&1 | sed -n 1p
