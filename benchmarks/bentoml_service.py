@@ -25,28 +25,11 @@ import bentoml
 import numpy as np
 import pandas as pd
 import skops.io as sio
-from pydantic import BaseModel, ConfigDict, Field
+
+from bench_request import PredictRequest
 
 MAX_BATCH = int(os.environ.get("SERVE_BENCH_MAX_BATCH", "64"))
 MAX_LATENCY_MS = int(os.environ.get("SERVE_BENCH_MAX_LATENCY_MS", "1000"))
-
-
-class Features(BaseModel):
-    """The served model's features, as driftloop's generated request model has them."""
-
-    model_config = ConfigDict(extra="forbid")
-    mean_radius: float = Field(alias="mean radius", allow_inf_nan=False)
-    mean_texture: float = Field(alias="mean texture", allow_inf_nan=False)
-    mean_smoothness: float = Field(alias="mean smoothness", allow_inf_nan=False)
-    worst_area: float = Field(alias="worst area", allow_inf_nan=False)
-    size: str = Field(strict=True)
-
-
-class Row(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    features: Features
-    request_id: str | None = Field(None, min_length=1, max_length=64)
-    routing_key: str | None = Field(None, min_length=1, max_length=200)
 
 
 @bentoml.service(workers=1, traffic={"timeout": 60})
@@ -60,7 +43,7 @@ class Served:
         self.rows = 0
 
     @bentoml.api(batchable=True, max_batch_size=MAX_BATCH, max_latency_ms=MAX_LATENCY_MS)
-    def predict(self, rows: list[Row]) -> list[dict[str, Any]]:
+    def predict(self, rows: list[PredictRequest]) -> list[dict[str, Any]]:
         frame = pd.DataFrame.from_records([r.features.model_dump(by_alias=True) for r in rows],
                                           columns=self.columns)
         proba = np.asarray(self.model.predict_proba(frame))

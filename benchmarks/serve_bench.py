@@ -93,8 +93,8 @@ from typing import Any
 import httpx
 import pandas as pd
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field
 
+from bench_request import PredictRequest
 from driftloop.config import RESOLVED_ENV, Settings
 from driftloop.data.predictions import PredictionLog
 from driftloop.models.served import served
@@ -142,24 +142,6 @@ BENTOML_WRAP = ('{"rows":[', "]}")
 
 
 # --------------------------------------------------------------------------- the bench's apps
-class Features(BaseModel):
-    """The served model's features, as driftloop's generated request model has them."""
-
-    model_config = ConfigDict(extra="forbid")
-    mean_radius: float = Field(alias="mean radius", allow_inf_nan=False)
-    mean_texture: float = Field(alias="mean texture", allow_inf_nan=False)
-    mean_smoothness: float = Field(alias="mean smoothness", allow_inf_nan=False)
-    worst_area: float = Field(alias="worst area", allow_inf_nan=False)
-    size: str = Field(strict=True)
-
-
-class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    features: Features
-    request_id: str | None = Field(None, min_length=1, max_length=64)
-    routing_key: str | None = Field(None, min_length=1, max_length=200)
-
-
 def _health(app: FastAPI) -> None:
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
