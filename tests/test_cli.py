@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -208,49 +210,42 @@ def test_read_only_commands_create_no_database(tmp_path: Path, command: str) -> 
     assert not typo.exists()
 
 
+def _loaded_after(code: str, modules: Sequence[str], *args: str) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported once it has run ``code``."""
+    probe = f"{code}\nimport sys\nprint(sorted(set({sorted(modules)!r}) & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True,
+                         check=True).stdout
+    return ast.literal_eval(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def test_the_registry_imports_no_data_stack() -> None:
     """The CLI's registry commands and each server worker import it early."""
-    probe = ("import sys, driftloop.registry\n"
-             "print(sorted(m for m in ('scipy', 'sklearn', 'pandas', 'numpy', 'pyarrow') "
-             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip() == "[]"
+    assert _loaded_after("import driftloop.registry",
+                         ("scipy", "sklearn", "pandas", "numpy", "pyarrow")) == []
 
 
 def test_reading_the_registry_loads_no_model_library(tmp_path: Path) -> None:
     """`driftloop status` and `models` only read rows: opening the registry for them must
     not import every adapter's library (scikit-learn and skops alone took 2.5 s of a 7 s
     `status` on a busy machine)."""
-    probe = ("import sys\n"
-             "from driftloop.config import Settings\n"
-             "from driftloop.registry import ModelRegistry\n"
-             f"registry = ModelRegistry.for_settings(Settings(data_dir={str(tmp_path)!r}))\n"
-             "registry.get_champion('any'); registry.audit('any', limit=5)\n"
-             "print(sorted(m for m in ('sklearn', 'skops', 'pandas', 'xgboost', 'lightgbm') "
-             "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    code = ("from driftloop.config import Settings\n"
+            "from driftloop.registry import ModelRegistry\n"
+            f"registry = ModelRegistry.for_settings(Settings(data_dir={str(tmp_path)!r}))\n"
+            "registry.get_champion('any'); registry.audit('any', limit=5)")
+    assert _loaded_after(code, ("sklearn", "skops", "pandas", "xgboost", "lightgbm")) == []
 
 
 def test_help_imports_nothing_heavy() -> None:
     """Every `serve` worker re-imports the CLI before it answers its health check."""
-    probe = ("import sys; from driftloop.cli import main\n"
-             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-             "print(sorted(m for m in ('scipy', 'sklearn', 'pandas', 'numpy', 'sqlalchemy', "
-             "'fastapi') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    code = ("from driftloop.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass")
+    assert _loaded_after(code, ("scipy", "sklearn", "pandas", "numpy", "sqlalchemy",
+                                "fastapi")) == []
 
 
 def test_a_parquet_report_does_not_import_pandas(files: tuple[Path, Path]) -> None:
     """A drift report of Parquet files needs nothing from pandas, whose import costs
     ~0.35 s of CPU (pyarrow's read_table and to_numpy would each pull it in)."""
     code = ("import sys\nfrom driftloop.tables import batch_report_files\n"
-            "assert batch_report_files(sys.argv[1], sys.argv[2]).drifted\n"
-            "print(sorted({'pandas', 'pyarrow.dataset'} & set(sys.modules)))")
-    done = subprocess.run([sys.executable, "-c", code, *map(str, files)], capture_output=True,
-                          text=True, check=True)
-    assert done.stdout.strip() == "[]"
+            "assert batch_report_files(sys.argv[1], sys.argv[2]).drifted")
+    assert _loaded_after(code, ("pandas", "pyarrow.dataset"), *map(str, files)) == []
