@@ -237,8 +237,7 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
             "queues": {name: s.queue.depth for name, s in (("champion", router.champion),
                                                           ("candidate", router.candidate)) if s},
             "observations": {"queued": observer.queue.qsize() if observer else 0,
-                             "dropped": observer.dropped if observer else 0,
-                             "observed": observer.observed if observer else 0},
+                             **service.hub.view.observations()},
             "router": dict(vars(router.counters)),
             "prediction_log": log_state(service, retention),
             "worker": {"pid": os.getpid(), "instance": service.monitor.instance,
@@ -253,10 +252,7 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
 
     @app.get("/api/models", response_model=schemas.Lineage, responses=errors(503))
     async def models() -> dict[str, Any]:
-        versions = await _in_thread(service.registry.list_versions, service.name)
-        lineage = await _in_thread(service.registry.lineage, service.name)
-        return {"model": service.name, "versions": [v.to_dict() for v in versions],
-                "lineage": lineage}
+        return await asyncio.to_thread(service.hub.view.lineage)
 
     @app.get("/api/runs", response_model=schemas.Runs, response_model_exclude_unset=True,
              responses=errors(422, 503))
