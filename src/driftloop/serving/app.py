@@ -366,7 +366,7 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
         # trace), they queue together and the BatchingQueue runs them as one batch.
         champion = service.router.champion
         if champion is None:
-            raise ApiError(503, "no champion is loaded", headers={"Retry-After": "1"})
+            raise ApiError(503, "no champion is loaded")
         rows = [(row, row.features.model_dump()) for row in body.rows]
         try:
             with champion.queue.admission(len(rows)):
@@ -374,8 +374,7 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
                     *(_predict_one(service, row, features) for row, features in rows)))
         except QueueFullError as exc:
             service.requests.failed()
-            raise ApiError(503, f"overloaded: {exc}; retry shortly",
-                           headers={"Retry-After": "1"}) from exc
+            raise ApiError(503, f"overloaded: {exc}; retry shortly") from exc
         await _journal(service, [(features, answer) for (_, features), answer
                                  in zip(rows, answers, strict=True)])
         note_answers(request.scope, answers)
@@ -403,19 +402,17 @@ async def _predict_one(service: ModelService, body: Any, features: dict[str, Any
         service.requests.answered(time.perf_counter() - started)
     except QueueFullError as exc:
         service.requests.failed()
-        raise ApiError(503, f"overloaded: {exc}; retry shortly", headers={"Retry-After": "1"}
-                       ) from exc
+        raise ApiError(503, f"overloaded: {exc}; retry shortly") from exc
     except LookupError as exc:
         service.requests.failed()
-        raise ApiError(503, str(exc), headers={"Retry-After": "1"}) from exc
+        raise ApiError(503, str(exc)) from exc
     except (ValueError, TypeError) as exc:  # the model refused this row's values
         raise ApiError(422, f"the model cannot score these feature values: {exc}",
                        "features") from exc
     except Exception as exc:  # the model itself failed: not the client's fault, not a crash
         service.requests.failed()
         logger.exception("prediction failed")
-        raise ApiError(503, f"the model failed to predict: {type(exc).__name__}",
-                       headers={"Retry-After": "1"}) from exc
+        raise ApiError(503, f"the model failed to predict: {type(exc).__name__}") from exc
     return {"request_id": request_id, "model_version": routed.version, "slot": routed.slot,
             "output": routed.output}
 
@@ -435,8 +432,7 @@ async def _journal(service: ModelService,
         await journal.commit(records)
     except OSError as exc:  # a full or read-only disk: the answer could not be made durable
         logger.error("journalling predictions failed: %s", exc)
-        raise ApiError(503, "the prediction could not be journalled; retry shortly",
-                       headers={"Retry-After": "1"}) from exc
+        raise ApiError(503, "the prediction could not be journalled; retry shortly") from exc
 
 
 async def _in_thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -474,8 +470,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         logger.warning("database unavailable: %s", str(exc).splitlines()[0][:300])
-        return error_response(503, "the database is unavailable; retry shortly",
-                              headers={"Retry-After": "1"})
+        return error_response(503, "the database is unavailable; retry shortly")
 
     for kind in UNAVAILABLE:
         app.add_exception_handler(kind, unavailable)

@@ -36,10 +36,13 @@ RETRY_AFTER: Final = {"Retry-After": "1"}
 def error_response(status: int, message: str, field: str | None = None,
                    details: list[dict[str, Any]] | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    """The error envelope every error answer of the server uses."""
+    """The error envelope every error answer of the server uses. A 503 always says when
+    to try again (``Retry-After``)."""
     body: dict[str, Any] = {"error": {"status": status, "message": message, "field": field}}
     if details:
         body["error"]["details"] = details
+    if status == 503:
+        headers = {**RETRY_AFTER, **(headers or {})}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -55,8 +58,7 @@ def answer(exc: Exception, scope: Scope) -> JSONResponse:
         logger.error("%s %s failed", scope.get("method"), scope.get("path"), exc_info=exc)
         return error_response(500, f"internal server error ({type(exc).__name__}); "
                                    "the server's log has the details")
-    return error_response(status, str(exc), getattr(exc, "field", None),
-                          headers=RETRY_AFTER if status == 503 else None)
+    return error_response(status, str(exc), getattr(exc, "field", None))
 
 
 class ErrorGuard:
