@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -743,6 +744,11 @@ def demo_command(host: str, port: int, data_dir: Path, admin_token: str | None,
     """
     from driftloop.demo.runner import DemoOptions, Summary, run_demo  # noqa: PLC0415
 
+    # Ctrl-C (SIGINT) ends the demo with its summary however it was started: a launcher
+    # that ignores or blocks SIGINT (a script's background job, a test runner's worker)
+    # passes that on, and the demo then replayed on, deaf to it, until the loop promoted.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     console = _console()
     options = DemoOptions(data_dir=data_dir, host=host, port=port, admin_token=admin_token,
                           until=until, max_seconds=max_seconds, speed=speed, seed=seed)

@@ -48,8 +48,11 @@ def test_ctrl_c_prints_the_summary_so_far_and_the_data_folder(tmp_path: Path) ->
     exe = Path(sys.executable).with_name("driftloop")
     log = tmp_path / "demo.log"
     with log.open("w") as sink:
-        demo = subprocess.Popen([str(exe), "demo", "--headless", "--port", "0", "--data-dir",
-                                 str(tmp_path)], stdout=sink, stderr=subprocess.STDOUT)
+        # Started with SIGINT ignored, as a script's background job (or a test runner's
+        # worker) hands it on: the demo must still take Ctrl-C.
+        demo = subprocess.Popen(["bash", "-c", 'trap "" INT; exec "$0" "$@"', str(exe), "demo",
+                                 "--headless", "--port", "0", "--data-dir", str(tmp_path)],
+                                stdout=sink, stderr=subprocess.STDOUT)
         try:
             wait_for(lambda: "replayed" in log.read_text() or demo.poll() is not None, 180,
                   "the replay to start")
