@@ -78,6 +78,38 @@ def test_rows_and_batches_give_the_same_report() -> None:
     assert by_row.events_seen == by_batch.events_seen == 1200
 
 
+def test_a_table_observed_as_one_pane_reports_as_observing_it_row_block_by_block() -> None:
+    """observe_pane (a batch report's path: values counted, not encoded) leaves the window,
+    the report and the alarm as observe() of the same rows and the pane's close do."""
+    scores = REFERENCE["age"].to_numpy() / 100
+    dets = [warmed(make(output=scores, policy=DriftPolicy(consecutive=1)),
+                   output=np.resize(scores, 5000)) for _ in range(2)]
+    batch = stationary(500).assign(age=lambda f: f["age"].mask(f.index % 17 == 0) + 5.0)
+    output = np.round(batch["income"].to_numpy() / 1e5, 2)
+    by_rows = dets[0].observe(batch, output=output)
+    as_pane = dets[1].observe_pane(batch, output=output)
+    assert len(as_pane) == len(by_rows) == 1  # an alarm's id is its own; the rest is equal
+    assert (as_pane[0].report, as_pane[0].events_seen) == (by_rows[0].report,
+                                                           by_rows[0].events_seen)
+    assert dets[1].report() == dets[0].report()
+    assert dets[1].events_seen == dets[0].events_seen
+
+
+def test_observe_pane_is_refused_where_it_cannot_stand_for_observe() -> None:
+    timed = DriftDetector.from_reference(REFERENCE, pane_seconds=10, clock=fixed_clock)
+    with pytest.raises(DriftInputError, match="count-based panes"):
+        timed.observe_pane(stationary(10))
+    started = make()
+    started.observe(stationary(10))
+    with pytest.raises(DriftInputError, match="empty open pane"):
+        started.observe_pane(stationary(10))
+    with pytest.raises(DriftInputError, match="not one row"):
+        make().observe_pane(stationary(1).iloc[0].to_dict())
+    with pytest.raises(DriftInputError, match="'plan': has 9 values where 'age' has 10"):
+        make().observe_pane({**{c: stationary(10)[c] for c in REFERENCE},
+                             "plan": ["free"] * 9})
+
+
 def test_missing_values_are_counted_not_binned() -> None:
     det = make()
     batch = stationary(1000)

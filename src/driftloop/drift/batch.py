@@ -64,6 +64,6 @@ def batch_report(
         panes=1,
         policy=policy or DriftPolicy(min_fill=0.0, min_count=1, consecutive=1),
     )
-    detector.observe({name: get_column(current, name) for name in features},
+    detector.observe_pane({name: get_column(current, name) for name in features},
                      output=get_column(current, output_column) if output_column else None)
     return detector.report()

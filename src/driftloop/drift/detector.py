@@ -58,7 +58,7 @@ from driftloop.drift.stats import (
     psi,
     total_variation,
 )
-from driftloop.drift.window import IntArray, Pane, PaneWindow
+from driftloop.drift.window import IntArray, Pane, PaneWindow, count_codes
 
 OUTPUT = _OUTPUT  # the output's column name (serving's metrics import it from here)
 #: Default window: 5000 events in 2 panes of 2500, measured with benchmarks/drift_bench.py
@@ -335,7 +335,39 @@ class DriftDetector:
         self._first_pane = None
         self.events_seen = 0
 
-    def _encode(self, features: Table, output: Any) -> npt.NDArray[np.int32]:
+    def observe_pane(self, features: Table, output: Any = None) -> list[DriftEvent]:
+        """Add a whole table as one pane, close it and evaluate: a batch report's path.
+
+        The window ends up as :meth:`observe` of the same rows into an empty pane followed
+        by its close would leave it, whatever ``pane_size`` is, but each numeric feature
+        is counted by sorting its values once (:meth:`NumericProfile.count`) instead of
+        finding every value's slot: measured 1.5x cheaper on a million continuous values.
+        Count-based panes only, and only while the open pane is empty.
+        """
+        if self.pane_seconds is not None or self._window.open.events:
+            raise DriftInputError("observe_pane needs count-based panes and an empty open "
+                                  "pane: use observe()")
+        row, columns = self._columns_of(features, output)
+        if row:
+            raise DriftInputError("observe_pane takes a table, not one row: use observe()")
+        counted = [p.count(c) if isinstance(p, NumericProfile)
+                   else count_codes(p.encode(c), p.n_slots)
+                   for p, c in zip(self._columns, columns, strict=True)]
+        sizes = [int(counts.sum()) + missing for _, counts, missing in counted]
+        self._check_lengths(sizes)
+        window = self._window
+        pane = Pane(window.open.id, sizes[0], [slots for slots, _, _ in counted],
+                    [counts for _, counts, _ in counted],
+                    np.array([missing for _, _, missing in counted], dtype=np.int64))
+        window.close_as(pane, pane.id + 1)
+        self.events_seen += pane.events
+        if self._first_pane is None:
+            self._first_pane = pane.id
+        return self.evaluate(pane.id)
+
+    def _columns_of(self, features: Table, output: Any) -> tuple[bool, list[Any]]:
+        """Whether ``features`` is one row, and its columns in the profiles' order (the
+        output last when monitored), after checking that the features are the reference's."""
         row = is_row(features)
         given = column_names(features)
         expected = self.feature_names
@@ -359,18 +391,25 @@ class DriftDetector:
         elif output is not None:
             raise DriftInputError("no output reference was given to from_reference(output=...)",
                                   feature=OUTPUT)
+        return row, columns
+
+    def _encode(self, features: Table, output: Any) -> npt.NDArray[np.int32]:
+        row, columns = self._columns_of(features, output)
         if row:  # the scalar path: ~20x faster than numpy on 1-element arrays
             one = [p.encode_one(value) for p, value in zip(self._columns, columns, strict=True)]
             return np.array(one, dtype=np.int32).reshape(-1, 1)
         encoded = [p.encode(c) for p, c in zip(self._columns, columns, strict=True)]
-        first = encoded[0].size
-        for profile, codes in zip(self._columns, encoded, strict=True):
-            if codes.size != first:
+        self._check_lengths([codes.size for codes in encoded])
+        return np.stack(encoded)
+
+    def _check_lengths(self, sizes: list[int]) -> None:
+        """Every column must hold as many values as the first."""
+        for profile, size in zip(self._columns, sizes, strict=True):
+            if size != sizes[0]:
                 raise DriftInputError(
-                    f"has {codes.size} values where {self._columns[0].name!r} has {first}",
+                    f"has {size} values where {self._columns[0].name!r} has {sizes[0]}",
                     feature=profile.name,
                 )
-        return np.stack(encoded)
 
     # ------------------------------------------------------------------ evaluating
     def report(self) -> DriftReport:

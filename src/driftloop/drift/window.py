@@ -68,18 +68,23 @@ class OpenPane:
         counts: list[IntArray] = []
         missing = np.zeros(self._codes.shape[0], dtype=np.int64)
         for f, (row, size) in enumerate(zip(self.codes, self._slot_sizes, strict=True)):
-            present = row[row >= 0]
-            missing[f] = row.size - present.size
-            if size <= 4 * present.size:  # small slot space: count densely
-                dense = np.bincount(present, minlength=size)
-                occupied = np.flatnonzero(dense).astype(np.int32)
-                slots.append(occupied)
-                counts.append(dense[occupied].astype(np.int64))
-            else:
-                occupied, count = distinct_counts(present)
-                slots.append(occupied)
-                counts.append(count)
+            occupied, count, missing[f] = count_codes(row, size)
+            slots.append(occupied)
+            counts.append(count)
         return Pane(self.id, self.events, slots, counts, missing)
+
+
+def count_codes(codes: Codes, size: int) -> tuple[npt.NDArray[np.int32], IntArray, int]:
+    """The occupied slots of one feature's ``codes`` (a slot space of ``size``) in
+    increasing order, how often each occurs, and how many codes are missing."""
+    present = codes[codes >= 0]
+    missing = codes.size - present.size
+    if size <= 4 * present.size:  # small slot space: count densely
+        dense = np.bincount(present, minlength=size)
+        occupied = np.flatnonzero(dense).astype(np.int32)
+        return occupied, dense[occupied].astype(np.int64), missing
+    occupied, count = distinct_counts(present)
+    return occupied, count, missing
 
 
 #: Slot spaces up to this size keep dense running totals (at most 32 kB per feature);
@@ -123,7 +128,11 @@ class PaneWindow:
 
     def close_open(self, next_id: int) -> Pane:
         """Close the open pane, add it to the window, evict what fell out, open ``next_id``."""
-        pane = self.open.close()
+        return self.close_as(self.open.close(), next_id)
+
+    def close_as(self, pane: Pane, next_id: int) -> Pane:
+        """Close the open pane as ``pane``, whose counts the caller made (a whole table
+        counted at once), and go on as :meth:`close_open` does."""
         self.open = OpenPane(next_id, self.slot_sizes)
         self.insert(pane)
         self.evict_before(next_id - self.panes)
