@@ -58,7 +58,7 @@ class JsonBodyRoute(APIRoute):
                 body = model.model_validate_json(raw)
             except ValidationError:  # FastAPI's own answer: the same 422 (or 400) as ever
                 return await generic(request)
-            arguments = {body_name: body}
+            arguments: dict[str, Any] = {body_name: body}
             if request_name is not None:
                 arguments[request_name] = request
             answer = await endpoint(**arguments)
