@@ -91,3 +91,50 @@ def test_a_batch_gathers_company_without_a_task_per_row_and_runs_once_full() -> 
         assert time.monotonic() - started < 30 and batches[-1] == 8
         await queue.stop()
     asyncio.run(main())
+
+
+def _recording() -> tuple[list[int], Any]:
+    batches: list[int] = []
+
+    def model(rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        batches.append(len(rows))
+        return [r["x"] for r in rows]
+
+    return batches, model
+
+
+def test_patient_rows_wait_longer_for_a_full_batch() -> None:
+    """Mirrored rows (patient: no client waits for them) gather two half batches into one
+    model call where rows a client waits for would run after max_wait_ms (issue 14)."""
+    async def main() -> list[int]:
+        batches, model = _recording()
+        queue = BatchingQueue(model, max_batch=8, max_wait_ms=1, patient_wait_ms=60_000)
+        await queue.start()
+        await asyncio.gather(*(queue.submit({"x": i}) for i in range(8)))  # busy now
+        first = [queue.enqueue({"x": i}, patient=True) for i in range(4)]
+        await asyncio.sleep(0.05)  # 50 x max_wait_ms: still waiting for company
+        assert not any(f.done() for f in first)
+        second = [queue.enqueue({"x": i}, patient=True) for i in range(4, 8)]
+        assert await asyncio.wait_for(asyncio.gather(*first, *second), 30) == list(range(8))
+        await queue.stop()
+        return batches
+
+    assert asyncio.run(main())[-1] == 8
+
+
+def test_a_row_a_client_waits_for_runs_the_patient_rows_at_once() -> None:
+    async def main() -> tuple[list[int], float]:
+        batches, model = _recording()
+        queue = BatchingQueue(model, max_batch=8, max_wait_ms=60_000, patient_wait_ms=60_000)
+        await queue.start()
+        await asyncio.gather(*(queue.submit({"x": i}) for i in range(8)))  # busy now
+        patient = [queue.enqueue({"x": i}, patient=True) for i in range(3)]
+        await asyncio.sleep(0.01)  # they wait for company
+        started = time.monotonic()
+        answers = await asyncio.wait_for(asyncio.gather(queue.submit({"x": 3}), *patient), 30)
+        assert answers == [3, 0, 1, 2]
+        await queue.stop()
+        return batches, time.monotonic() - started
+
+    batches, waited = asyncio.run(main())
+    assert batches[-1] == 4 and waited < 30

@@ -5,6 +5,13 @@ Under load, requests wait at most ``max_wait_ms`` for company; a batch of up to
 arrives alone after a batch of one does not wait: at low traffic there is no company to
 wait for, so the wait would only add latency.
 
+A *patient* row (:meth:`enqueue` with ``patient=True``: a shadow mirror, whose answer no
+client waits for) lets a batch of patient rows only wait ``patient_wait_ms`` for company
+instead: a model's cost is mostly per call, not per row, so the candidate scoring every
+request in shadow mode runs full batches at half the calls when the champion's batches
+are half full (issue 14: 32 clients, batches of 64). A row a client waits for, arriving
+while patient rows wait, runs them at once.
+
 Admission is decided when a row arrives, so an overloaded server answers 503 with
 Retry-After at once instead of queueing work it will serve too late. A row is refused when
 ``max_queue`` rows are waiting, or when the rows ahead of it would take longer than
@@ -42,6 +49,8 @@ from typing import Any
 from driftloop.errors import UnavailableError
 
 PredictBatch = Callable[[Sequence[Mapping[str, Any]]], Sequence[Any]]
+#: A queued row: the row, the future of its output, and whether it is patient.
+_Item = tuple[Mapping[str, Any], asyncio.Future[Any], bool]
 
 
 class QueueFullError(UnavailableError, RuntimeError):
@@ -68,19 +77,23 @@ class BatchingQueue:
 
     def __init__(self, predict_batch: PredictBatch, *, max_batch: int = 64,
                  max_wait_ms: float = 10.0, max_queue: int = 2048,
-                 max_queue_wait_ms: float | None = None, name: str = "model") -> None:
-        if max_batch < 1 or max_queue < max_batch or max_wait_ms < 0:
-            raise ValueError("need max_batch >= 1, max_queue >= max_batch and max_wait_ms >= 0")
+                 max_queue_wait_ms: float | None = None, patient_wait_ms: float | None = None,
+                 name: str = "model") -> None:
+        patient_wait_ms = max_wait_ms if patient_wait_ms is None else patient_wait_ms
+        if max_batch < 1 or max_queue < max_batch or max_wait_ms < 0 or patient_wait_ms < 0:
+            raise ValueError("need max_batch >= 1, max_queue >= max_batch, max_wait_ms >= 0 "
+                             "and patient_wait_ms >= 0")
         if max_queue_wait_ms is not None and max_queue_wait_ms <= 0:
             raise ValueError("max_queue_wait_ms must be > 0 (or None: no latency target)")
         self.predict_batch = predict_batch
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
+        self.patient_wait = patient_wait_ms / 1000.0
         self.max_queue = max_queue
         self.max_queue_wait = None if max_queue_wait_ms is None else max_queue_wait_ms / 1000
         self.row_seconds = 0.0  # moving average of a batch's duration per row
         self._reserved = 0
-        self._queue: asyncio.Queue[tuple[Mapping[str, Any], asyncio.Future[Any]]] | None = None
+        self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batch-{name}")
         self.batches = 0
@@ -88,6 +101,7 @@ class BatchingQueue:
         self._last_batch = 1
         self._wake: asyncio.Future[None] | None = None  # set while a batch waits for company
         self._wanted = 0  # rows the waiting batch still has room for
+        self._patient = False  # whether the waiting batch holds patient rows only
 
     @property
     def depth(self) -> int:
@@ -141,9 +155,10 @@ class BatchingQueue:
                 await self._task
         self._executor.shutdown(wait=True)
 
-    def enqueue(self, row: Mapping[str, Any]) -> asyncio.Future[Any]:
+    def enqueue(self, row: Mapping[str, Any], *, patient: bool = False) -> asyncio.Future[Any]:
         """Queue ``row`` now and return the future of its output; QueueFullError when the
-        queue is full. No coroutine and no task: the request path's cheapest hand-off."""
+        queue is full. No coroutine and no task: the request path's cheapest hand-off.
+        ``patient``: no client waits for this answer (see the module's docstring)."""
         queue = self._queue
         if queue is None:
             raise RuntimeError("the batching queue is not started")
@@ -156,10 +171,11 @@ class BatchingQueue:
             if refusal is not None:
                 raise QueueFullError(refusal)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        queue.put_nowait((row, future))
+        queue.put_nowait((row, future, patient))
         wake = self._wake
-        if wake is not None and queue.qsize() >= self._wanted and not wake.done():
-            wake.set_result(None)  # the batch being gathered is full: run it now
+        if (wake is not None and (queue.qsize() >= self._wanted or (self._patient and not patient))
+                and not wake.done()):
+            wake.set_result(None)  # the batch being gathered is full, or a client waits
         return future
 
     async def submit(self, row: Mapping[str, Any]) -> Any:
@@ -177,8 +193,10 @@ class BatchingQueue:
             batch = [await queue.get()]
             busy = self._last_batch > 1 or not queue.empty()
             self._take(batch)
-            if busy and len(batch) < self.max_batch and self.max_wait > 0:
-                await self._company(self.max_batch - len(batch))
+            patient = all(item[2] for item in batch)
+            wait = self.patient_wait if patient else self.max_wait
+            if busy and len(batch) < self.max_batch and wait > 0:
+                await self._company(self.max_batch - len(batch), wait, patient)
                 self._take(batch)
             self._last_batch = len(batch)
             try:
@@ -187,29 +205,30 @@ class BatchingQueue:
                 for _ in batch:
                     queue.task_done()
 
-    def _take(self, batch: list[tuple[Mapping[str, Any], asyncio.Future[Any]]]) -> None:
+    def _take(self, batch: list[_Item]) -> None:
         """Add the rows already queued to ``batch``, up to a full batch."""
         assert self._queue is not None
         queue = self._queue
         while len(batch) < self.max_batch and not queue.empty():
             batch.append(queue.get_nowait())
 
-    async def _company(self, wanted: int) -> None:
-        """Wait until ``wanted`` more rows are queued (:meth:`enqueue` says so) or
-        ``max_wait`` has passed: one future and one timer per batch, where waiting for
-        each row with ``asyncio.wait_for`` made a task and a timer per row."""
+    async def _company(self, wanted: int, wait: float, patient: bool) -> None:
+        """Wait until ``wanted`` more rows are queued (:meth:`enqueue` says so), ``wait``
+        seconds have passed or, for a ``patient`` batch, a row a client waits for comes:
+        one future and one timer per batch, where waiting for each row with
+        ``asyncio.wait_for`` made a task and a timer per row."""
         loop = asyncio.get_running_loop()
         wake: asyncio.Future[None] = loop.create_future()
-        self._wake, self._wanted = wake, wanted
-        timer = loop.call_later(self.max_wait, _resolve, wake)
+        self._wake, self._wanted, self._patient = wake, wanted, patient
+        timer = loop.call_later(wait, _resolve, wake)
         try:
             await wake
         finally:
             timer.cancel()
-            self._wake = None
+            self._wake, self._patient = None, False
 
-    async def _execute(self, batch: list[tuple[Mapping[str, Any], asyncio.Future[Any]]]) -> None:
-        rows = [row for row, _ in batch]
+    async def _execute(self, batch: list[_Item]) -> None:
+        rows = [item[0] for item in batch]
         try:
             started = time.perf_counter()
             outputs = await asyncio.get_running_loop().run_in_executor(
@@ -225,13 +244,13 @@ class BatchingQueue:
                 for item in batch:
                     await self._execute([item])
                 return
-            _, future = batch[0]
+            future = batch[0][1]
             if not future.done():
                 future.set_exception(exc)
             return
         self.batches += 1
         self.rows += len(rows)
-        for (_, future), output in zip(batch, outputs, strict=True):
+        for (_, future, _), output in zip(batch, outputs, strict=True):
             if not future.done():
                 future.set_result(output)
 

@@ -43,6 +43,8 @@ class TrafficMode(StrEnum):
 Mode = TrafficMode | Literal["off", "shadow", "canary", "ab"]
 MODES: tuple[str, ...] = tuple(TrafficMode)
 CHAMPION, CANDIDATE = "champion", "candidate"
+#: How long a batch of mirrored rows waits for company (BatchingQueue's patient rows).
+MIRROR_WAIT_MS = 50.0
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,12 @@ class TrafficRouter:
                  max_queue_wait_ms: float | None = None) -> None:
         self.traffic = traffic or Traffic()
         self.candidate_timeout = candidate_timeout
+        # Mirrors wait longer for company (no client waits for them), well within the
+        # time a mirror may take.
+        patient_wait_ms = max(max_wait_ms, min(MIRROR_WAIT_MS, candidate_timeout * 1000 / 4))
         self._queue_options = {"max_batch": max_batch, "max_wait_ms": max_wait_ms,
-                               "max_queue": max_queue, "max_queue_wait_ms": max_queue_wait_ms}
+                               "max_queue": max_queue, "max_queue_wait_ms": max_queue_wait_ms,
+                               "patient_wait_ms": patient_wait_ms}
         self.champion: Slot | None = None
         self.candidate: Slot | None = None
         self.counters = RouterCounters()
@@ -217,7 +223,7 @@ class TrafficRouter:
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[Any] = loop.create_future()
         try:
-            answer = slot.queue.enqueue(row)
+            answer = slot.queue.enqueue(row, patient=True)
         except QueueFullError:
             self.counters.mirrors_shed += 1
             outcome.cancel()
