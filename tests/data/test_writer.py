@@ -29,13 +29,13 @@ class FlakyLog(PredictionLog):
         self.failures_left = failures
         self.calls: list[int] = []
 
-    def append(self, records: Any) -> int:
+    def append(self, records: Any, *, normalised: bool = False) -> int:
         batch: Sequence[PredictionRecord] = list(records)
         self.calls.append(len(batch))
         if self.failures_left > 0:
             self.failures_left -= 1
             raise sa.exc.OperationalError("INSERT", {}, Exception("connection reset"))
-        return super().append(batch)
+        return super().append(batch, normalised=normalised)
 
 
 def test_writer_flushes_on_size(log: PredictionLog) -> None:
@@ -136,12 +136,12 @@ class PoisonLog(PredictionLog):
         self.poison = poison
         self.calls = 0
 
-    def append(self, records: Any) -> int:
+    def append(self, records: Any, *, normalised: bool = False) -> int:
         batch: Sequence[PredictionRecord] = list(records)
         self.calls += 1
         if any(r.request_id == self.poison for r in batch):
             raise sa.exc.DataError("INSERT", {}, Exception("invalid byte sequence"))
-        return super().append(batch)
+        return super().append(batch, normalised=normalised)
 
 
 def test_a_record_that_fails_alone_is_quarantined_and_its_batch_written(

@@ -215,6 +215,8 @@ def unstorable(text: str) -> str | None:
 
     Checked at the door (the HTTP bodies) and again here, so one such request is refused
     with a 422 instead of failing the write batch it lands in."""
+    if text.isascii() and "\x00" not in text:  # two C scans: most text, no regex call
+        return None
     found = _UNSTORABLE.search(text)
     if found is None:
         return None
@@ -319,6 +321,9 @@ def _utc(value: Any, field: str, rid: str | None = None) -> datetime:
 
 def _json_value(value: Any, path: str, rid: str | None) -> Any:
     """``value`` as plain JSON-compatible Python; NaN → None, ±inf and other types refused."""
+    kind = type(value)
+    if (kind is float and math.isfinite(value)) or kind is int:  # most values: one test
+        return value
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -414,14 +419,17 @@ class PredictionLog:
 
     # ------------------------------------------------------------------ writing
 
-    def append(self, records: Iterable[PredictionRecord]) -> int:
+    def append(self, records: Iterable[PredictionRecord], *, normalised: bool = False) -> int:
         """Insert ``records`` with one batched INSERT in one transaction; return the count.
 
-        Every record is validated first (:func:`normalise_record`). A request_id that is
-        repeated in the batch or already stored raises :class:`DuplicateRequestError`
-        naming it, and nothing from the batch is written.
+        Every record is validated first (:func:`normalise_record`), unless ``normalised``
+        says the caller already did (the :class:`~driftloop.data.writer.BatchingWriter`
+        checks each record when it is handed over). A request_id that is repeated in the
+        batch or already stored raises :class:`DuplicateRequestError` naming it, and
+        nothing from the batch is written.
         """
-        clean = [normalise_record(record) for record in records]
+        clean = (list(records) if normalised
+                 else [normalise_record(record) for record in records])
         if not clean:
             return 0
         ids = [record.request_id for record in clean]

@@ -249,7 +249,7 @@ class BatchingWriter:
             if not batch:
                 return 0, 0
             try:
-                self._log.append(batch)
+                self._log.append(batch, normalised=True)
             except DuplicateRequestError as exc:
                 if not exc.already_stored or not exc.request_ids:
                     self._record_failure(exc)
@@ -276,7 +276,7 @@ class BatchingWriter:
         try:
             for record in batch:
                 try:
-                    self._log.append([record])
+                    self._log.append([record], normalised=True)
                     written += 1
                 except DuplicateRequestError:
                     duplicates += 1

@@ -73,14 +73,14 @@ global default) so that tests and several apps in one process do not collide.
 
 from __future__ import annotations
 
-import bisect
 import math
 import os
-from collections import Counter as Tally
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -160,18 +160,19 @@ class _Column:
     labels: tuple[str, ...]
     reference_ratio: tuple[float, ...]
     #: Numeric: first slot of every bin. Categorical: exported bin of every slot code.
-    lookup: tuple[int, ...]
+    lookup: npt.NDArray[np.intp]
 
     @classmethod
     def of(cls, profile: FeatureProfile, max_categories: int) -> _Column:
         reference = [int(c) for c in profile.reference_bins.tolist()]
         if isinstance(profile, NumericProfile):
             return cls(profile, tuple(profile.bin_labels()), _ratios(reference),
-                       tuple(int(s) for s in profile.bin_first_slot.tolist()))
+                       profile.bin_first_slot.astype(np.intp))
         labels = profile.bin_labels()
         n_categories = len(profile.categories)
         if n_categories <= max_categories:
-            return cls(profile, tuple(labels), _ratios(reference), tuple(range(n_categories + 1)))
+            return cls(profile, tuple(labels), _ratios(reference),
+                       np.arange(n_categories + 1, dtype=np.intp))
         # Keep the most frequent categories (ties: reference order), in reference order.
         ranked = sorted(range(n_categories), key=lambda i: -reference[i])
         kept = sorted(ranked[:max_categories])
@@ -182,18 +183,24 @@ class _Column:
         for code, count in enumerate(reference):
             lumped[lookup[code]] += count
         exported = tuple([labels[code] for code in kept] + [OTHER, labels[-1]])
-        return cls(profile, exported, _ratios(lumped), tuple(lookup))
+        return cls(profile, exported, _ratios(lumped), np.array(lookup, dtype=np.intp))
 
-    def bin_of(self, value: Any) -> int | None:
-        """Exported bin of one value, ``None`` when it is missing; the detector's rule
-        (:meth:`encode_one`), so a value raises :class:`DriftInputError` exactly when
-        ``DriftDetector.observe`` would."""
-        slot = self.profile.encode_one(value)
-        if slot == MISSING:
-            return None
+    def bin_counts(self, values: Sequence[Any]) -> tuple[list[int], int]:
+        """How many of ``values`` fall in each exported bin, and how many are missing, by
+        the detector's rule for a batch (:meth:`encode`), so a value raises
+        :class:`DriftInputError` exactly when ``DriftDetector.observe`` would. One
+        vectorised pass per column: a Python look-up per value was a twentieth of a
+        served request's CPU."""
+        if not values:
+            return [0] * len(self.labels), 0
+        codes = self.profile.encode(values)
+        present = codes[codes != MISSING]
         if isinstance(self.profile, NumericProfile):
-            return bisect.bisect_right(self.lookup, slot) - 1
-        return self.lookup[slot]
+            bins = np.searchsorted(self.lookup, present, side="right") - 1
+        else:
+            bins = self.lookup[present]
+        counts = np.bincount(bins, minlength=len(self.labels))
+        return counts.tolist(), len(values) - present.size
 
 
 def _ratios(counts: list[int]) -> tuple[float, ...]:
@@ -410,19 +417,22 @@ class ServerMetrics:
                 raise ValueError("outputs given, but no output profile is monitored")
             if len(outputs) != len(rows):
                 raise ValueError(f"{len(outputs)} outputs for {len(rows)} rows")
-        tallies: list[Tally[int | None]] = []
+        tallies: list[tuple[list[int], int]] = []
         for i, column in enumerate(self._columns):
             name = column.profile.name
             if i == self._output and outputs is not None:
                 given: Sequence[Any] = outputs
             else:
                 given = [row[name] for row in rows if name in row]
-            tallies.append(Tally(column.bin_of(value) for value in given))
-        for children, missing, tally in zip(
+            tallies.append(column.bin_counts(given))
+        for children, missing, (counts, absent) in zip(
             self._bin_children, self._missing_children, tallies, strict=True
         ):
-            for index, count in tally.items():
-                (missing if index is None else children[index]).inc(count)
+            for child, count in zip(children, counts, strict=True):
+                if count:
+                    child.inc(count)
+            if absent:
+                missing.inc(absent)
 
     # ------------------------------------------------------------------ drift
     def set_drift(self, report: DriftReport) -> None:
