@@ -87,21 +87,43 @@ class PredictionJournal:
         self._path = self._open_segment()
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._syncing = False
+        self._sync_task: asyncio.Task[None] | None = None
         self.journalled = 0
 
     # ------------------------------------------------------------------ request path
     async def commit(self, records: Sequence[PredictionRecord]) -> None:
-        """Return once ``records`` would survive a SIGKILL (with ``fsync``, a power cut)."""
+        """Return once ``records`` would survive a SIGKILL (with ``fsync``, a power cut).
+
+        Requests share writes: every request that commits in one turn of the event loop
+        (a batch's answers resume together) goes out in one ``write()`` in the next turn,
+        and with ``fsync`` every request that commits while an fsync runs shares the next
+        one (group commit). A write per request was an eighth of a served request's CPU:
+        each one hands the GIL to the model's and the log's threads and waits to get it
+        back (measured 124 µs per request beside ``buffered``, 32 clients).
+        """
         data = self._register(records)
-        if not self.fsync:
-            self._write(data)
-            return
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self._pending.append((data, future))
         if not self._syncing:
             self._syncing = True
-            asyncio.get_running_loop().create_task(self._group_commit())
+            if self.fsync:
+                # Held: the loop keeps only a weak reference to a running task.
+                self._sync_task = loop.create_task(self._group_commit())
+            else:
+                loop.call_soon(self._write_pending)
         await future
+
+    def _write_pending(self) -> None:
+        """The journal mode's group: one write of what the last turn committed."""
+        group, self._pending = self._pending, []
+        self._syncing = False
+        try:
+            self._write(b"".join(data for data, _ in group))
+        except OSError as exc:
+            _settle(group, exc)
+            return
+        _settle(group, None)
 
     def _register(self, records: Sequence[PredictionRecord]) -> bytes:
         """The records' lines; their ids are recorded against the current segment now, so
@@ -133,11 +155,9 @@ class PredictionJournal:
                     self._write(b"".join(data for data, _ in group))
                     await loop.run_in_executor(None, os.fsync, self._fd)
                 except OSError as exc:
-                    for _, future in group:
-                        future.set_exception(exc)
+                    _settle(group, exc)
                     continue
-                for _, future in group:
-                    future.set_result(None)
+                _settle(group, None)
         finally:
             self._syncing = False
 
@@ -243,6 +263,18 @@ class PredictionJournal:
 
 #: Built once: ``json.dumps`` with options builds an encoder on every call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
+def _settle(group: list[tuple[bytes, asyncio.Future[None]]], error: OSError | None) -> None:
+    """Tell every waiter of a written (or failed) group; a cancelled request's waiter is
+    already done, and its records were written with the rest."""
+    for _, future in group:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def _encode(record: PredictionRecord) -> bytes:
