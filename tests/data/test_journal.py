@@ -73,3 +73,27 @@ def test_a_live_journal_is_left_alone_and_forgotten_segments_are_deleted(
         live.close()
         other.close()
     assert list(folder.iterdir()) == []
+
+
+def test_commits_of_one_event_loop_turn_share_one_write_and_are_on_disk_when_they_return(
+        tmp_path: Path) -> None:
+    journal = PredictionJournal(tmp_path / "journal")
+    writes: list[int] = []
+    write = journal._write
+    journal._write = lambda data: (writes.append(len(data)), write(data))[1]  # type: ignore[method-assign]
+
+    async def one(i: int) -> int:
+        await journal.commit([record(i)])
+        segment = next((tmp_path / "journal").glob("*.jsonl"))
+        return segment.read_text().count(f'"r{i:05d}"')  # its line is in the file
+
+    async def main() -> list[int]:
+        together = await asyncio.gather(*(one(i) for i in range(32)))
+        await one(99)  # alone: a group of its own
+        return list(together)
+
+    try:
+        assert asyncio.run(main()) == [1] * 32
+        assert len(writes) == 2 and journal.journalled == 33
+    finally:
+        journal.close()
