@@ -28,12 +28,14 @@ def _live(case: str) -> np.ndarray:
         return x
     if case == "all missing":
         return np.full(50, np.nan)
+    if case == "long, few distinct":  # counted by hash (HASHED_MIN)
+        return np.round(RNG.normal(0.3, 1.0, 20_000), 1)
     raise AssertionError(case)
 
 
 @pytest.mark.parametrize("resolution", [None, 0.05])
 @pytest.mark.parametrize("case", ["shifted with ties", "continuous", "reference values only",
-                                  "outside and missing", "all missing"])
+                                  "outside and missing", "all missing", "long, few distinct"])
 def test_counting_a_table_equals_encoding_it_and_closing_its_pane(case: str,
                                                                    resolution: float | None
                                                                    ) -> None:
@@ -54,7 +56,13 @@ def test_counting_a_table_equals_encoding_it_and_closing_its_pane(case: str,
     np.array([np.nan, 1.0, -np.inf, 1.0, np.inf, -0.0, 0.0, np.nan, 2.0]),
     np.array([np.nan, np.inf]),
     np.zeros(0),
-])
+    # Long columns of few distinct values are counted by hash (HASHED_MIN), with the
+    # same answer; a long continuous one is sorted.
+    np.where(RNG.random(20_000) < 0.05, np.nan, RNG.integers(-50, 50, 20_000) / 4),
+    np.concatenate([RNG.choice([0.0, -0.0, 1.5, np.inf, -np.inf, 7.0], 9_000), [np.nan]]),
+    RNG.normal(size=20_000),
+], ids=["no ties", "ties", "specials", "none finite", "empty", "long, few distinct",
+        "long, zeros and infinities", "long, continuous"])
 def test_sorted_runs_are_numpys_unique_of_the_finite_values(values: np.ndarray) -> None:
     distinct, runs, missing = sorted_runs(values)
     finite = values[np.isfinite(values)]

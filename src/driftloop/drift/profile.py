@@ -32,6 +32,7 @@ from driftloop.drift.columns import (
     is_missing,
     not_a_number,
     numeric_values,
+    optional_pandas,
 )
 from driftloop.drift.errors import DriftInputError
 from driftloop.drift.lookup import ValueIndex
@@ -212,10 +213,37 @@ class NumericProfile:
         return cls(name, values, counts, missing, psi_bins, resolution)
 
 
+#: Columns at least this long are checked for few distinct values (:func:`sorted_runs`).
+HASHED_MIN = 8192
+#: A column whose sample of this many values repeats some (at most 90 % distinct) has
+#: few distinct values for its length: a continuous column's sample is all distinct, one
+#: of 2,310 values over 70,000 rows about 80 %.
+_SAMPLE = 1024
+_SAMPLE_DISTINCT = 0.9
+
+
 def sorted_runs(x: FloatArray) -> tuple[FloatArray, IntArray, int]:
     """The distinct finite values of ``x`` in increasing order, how often each occurs,
     and how many values are not finite (NaN, ±inf): ``np.unique`` with counts, less the
-    copy that drops the non-finite values (a sort puts them at the ends)."""
+    copy that drops the non-finite values (a sort puts them at the ends).
+
+    A long column of few distinct values (integers, codes, measurements drawn from a
+    small set) is counted by hash and only its distinct values sorted, as pandas'
+    ``value_counts`` does: sorting 70,000 such values cost 2.4 ms a column, most of
+    building a detector on a mixed table. A sample of the column decides; a wrong guess
+    costs time, never exactness.
+    """
+    if x.size >= HASHED_MIN:
+        pandas = optional_pandas()
+        sample = x[:: x.size // _SAMPLE][:_SAMPLE]
+        if pandas is not None and np.unique(sample).size <= _SAMPLE_DISTINCT * _SAMPLE:
+            codes, uniques = pandas.factorize(x, use_na_sentinel=True)  # NaN: -1
+            counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+            finite = np.isfinite(uniques)
+            order = np.argsort(uniques[finite])
+            runs = counts[finite][order].astype(np.int64, copy=False)
+            return (np.asarray(uniques[finite][order], dtype=np.float64), runs,
+                    x.size - int(runs.sum()))
     ordered = np.sort(x)  # -inf first; +inf, then NaN, last
     finite = ordered[np.searchsorted(ordered, -np.inf, side="right"):
                      np.searchsorted(ordered, np.inf, side="left")]
