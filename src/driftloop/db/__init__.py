@@ -244,9 +244,12 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below decide
         cursor = dbapi_connection.cursor()
+        # The wait first: switching to WAL takes a lock, and processes that open one new
+        # database together (pushes, workers) waited only sqlite3's 5 s default for it,
+        # which a busy machine ran out ("database is locked").
+        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
