@@ -28,6 +28,24 @@ def runnable(page: Path) -> bool:
     return page.name not in RUN_ELSEWHERE and any(b.lang in RUN for b in blocks(page))
 
 
+#: A pipe into a reader that stops early: under ``set -o pipefail`` the writer's SIGPIPE
+#: fails the script whenever its output outgrows one write (the quickstart's
+#: ``curl /api/runs | head -c 600`` did, by chance, once the answer got long).
+_EARLY_EXIT = re.compile(r"\|\s*(head\b|grep\s+-\w*[qm])")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_bash_block_pipes_into_a_reader_that_stops_early(page: Path) -> None:
+    for block in blocks(page):
+        if block.lang != "bash":
+            continue
+        for number, line in enumerate(block.code.splitlines()):
+            assert not _EARLY_EXIT.search(line), (
+                f"{page.name}:{block.line + number + 1}: {line.strip()!r} pipes into a "
+                "reader that stops early; under set -o pipefail that fails by chance: "
+                "write to a file first, or use bash's own matching")
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_block_says_whether_it_runs(page: Path) -> None:
     """A block in a language the runner does not know (```sh, ```shell, ```py) would be
