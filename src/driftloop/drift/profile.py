@@ -109,8 +109,10 @@ class NumericProfile:
         cost more than the per-feature calls they save.
         """
         window = running_counts(counts)
+        # Below each slot, cumulative_at(slots - 1), is cumulative[slots >> 1]: read
+        # directly, without the two array passes of the subtraction and the shift.
         statistic = ks_statistic(self.cumulative_at(slots) / self.n,
-                                 self.cumulative_at(slots - 1) / self.n, window)
+                                 self.cumulative.take(slots >> 1) / self.n, window)
         return statistic, bin_counts(self.bin_slot_edges, slots, window)
 
     @property
