@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -182,7 +183,7 @@ def sorted_counts(
     """
     order = np.argsort(slots, kind="stable")
     ordered = slots[order]
-    starts = np.flatnonzero(np.diff(ordered, prepend=np.int32(-1)))
+    starts = run_starts(ordered)
     summed = np.add.reduceat(weights[order], starts) if starts.size else weights[:0]
     return ordered[starts].astype(np.int32), summed.astype(np.int64)
 
@@ -191,10 +192,30 @@ def distinct_counts(slots: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.int32]
     """Distinct ``slots`` in increasing order with how often each occurs: a plain sort (no
     order to keep, no weights to carry) and run lengths, several times cheaper than
     :func:`sorted_counts` with unit weights on a million events."""
-    ordered = np.sort(slots)
-    starts = np.flatnonzero(np.diff(ordered, prepend=np.int32(-1)))
-    runs = np.diff(np.append(starts, ordered.size))
-    return ordered[starts].astype(np.int32), runs.astype(np.int64)
+    distinct, counts = runs(np.sort(slots))
+    return distinct.astype(np.int32), counts
+
+
+def runs(ordered: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], IntArray]:
+    """The distinct values of the sorted ``ordered``, in increasing order, and how often
+    each occurs. Without ties (most continuous data) they are ``ordered`` itself, each
+    once: no runs to find."""
+    new_value = ordered[1:] != ordered[:-1]
+    if new_value.all():
+        return ordered, np.ones(ordered.size, dtype=np.int64)
+    starts = run_starts(ordered, new_value)
+    return ordered[starts], np.diff(starts, append=ordered.size).astype(np.int64, copy=False)
+
+
+def run_starts(ordered: npt.NDArray[Any],
+               new_value: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.intp]:
+    """Where each run of equal values in the sorted ``ordered`` starts (``new_value``:
+    ``ordered[1:] != ordered[:-1]``, when the caller has it)."""
+    if ordered.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    if new_value is None:
+        new_value = ordered[1:] != ordered[:-1]
+    return np.concatenate(([0], np.flatnonzero(new_value) + 1))
 
 
 def _sum_panes(a: Pane, b: Pane) -> Pane:
