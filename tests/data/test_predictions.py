@@ -50,6 +50,21 @@ def test_append_get_round_trip(log: PredictionLog) -> None:
     assert log.get("nope") is None
 
 
+def test_json_values_read_back_exactly(log: PredictionLog) -> None:
+    """The insert serializes JSON columns itself (not through SQLAlchemy's json.dumps):
+    text beyond ASCII, integers beyond 64 bits and extreme floats read back as written."""
+    features = {"city": "Zürich \u2028 😀", "big": 2**70, "tiny": 5e-324, "huge": 1e300,
+                "zero": -0.0, "quote": 'a "b" \\ c', "list": [1, "x", None, True]}
+    output = {"label": "ja", "p": [0.1, 0.9]}
+    log.append([PredictionRecord("j1", BASE, "m", 1, "champion", features, output,
+                                 {"version": 2, "output": "nein"})])
+    got = log.get("j1")
+    assert got is not None
+    assert got.features == features and got.output == output
+    assert got.shadow == {"version": 2, "output": "nein"}
+    assert str(got.features["zero"]) == "-0.0"
+
+
 def test_none_output_and_shadow_are_sql_null(log: PredictionLog) -> None:
     log.append([PredictionRecord("a", BASE, "m", 1, "champion", {"x": 1}, None, None)])
     got = log.get("a")

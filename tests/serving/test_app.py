@@ -169,18 +169,25 @@ def test_metrics_expose_requests_features_and_drift(client: TestClient) -> None:
     for i, row in enumerate(example_rows(220, seed=9)):
         client.post("/predict", json={"features": row, "request_id": f"m-{i}"})
     wait_until(lambda: client.get("/api/drift").json()["report"] is not None)
-    text = client.get("/metrics").text
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(text) for s in family.samples}
-    requests = sum(v for (name, labels), v in samples.items()
+
+    def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = client.get("/metrics").text
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    def bins() -> float:  # observed after the answers, a batch at a time (Observer.linger)
+        return sum(v for (name, labels), v in samples().items()
+                   if name == "driftloop_feature_bin_total" and ("feature", "size") in labels)
+
+    wait_until(lambda: bins() >= 220)
+    assert bins() == 220
+    requests = sum(v for (name, labels), v in samples().items()
                    if name == "driftloop_requests_total" and ("slot", "champion") in labels)
     assert requests == 220
-    bins = sum(v for (name, labels), v in samples.items()
-               if name == "driftloop_feature_bin_total" and ("feature", "size") in labels)
-    assert bins == 220
-    assert any(name == "driftloop_drift_statistic" for name, _ in samples)
+    final = samples()
+    assert any(name == "driftloop_drift_statistic" for name, _ in final)
     assert any(name == "driftloop_champion_version" and v == 1 for (name, _), v in
-               samples.items())
+               final.items())
 
 
 def test_metrics_count_every_request_with_its_real_status(client: TestClient) -> None:
