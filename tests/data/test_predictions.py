@@ -113,6 +113,8 @@ def test_duplicate_of_stored_row_rolls_back_the_batch(log: PredictionLog) -> Non
         ({"features": {"label": 1}}, "features.label"),  # reserved for labelled()
         ({"features": [1, 2]}, "features"),
         ({"output": np.float64(np.inf)}, "output"),
+        ({"output": {"a": ["ok", "nul\x00"]}}, "output.a[1]"),
+        ({"shadow": {"version": 2, "output": [0.5, float("inf")]}}, "shadow.output[1]"),
         ({"request_id": ""}, "request_id"),
         ({"request_id": "x" * 65}, "request_id"),
         ({"model_version": 1.5}, "model_version"),

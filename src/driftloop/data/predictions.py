@@ -76,6 +76,7 @@ METADATA_COLUMNS: tuple[str, ...] = (
     "label",
     "labelled_at",
 )
+_RESERVED = frozenset(METADATA_COLUMNS)
 
 # Column widths of driftloop.db.predictions, checked here because SQLite does not.
 _MAX_LEN = {"request_id": 64, "model_name": 200, "slot": 16}
@@ -241,7 +242,7 @@ def normalise_record(record: PredictionRecord) -> PredictionRecord:
         )
     rid = _text(record.request_id, "request_id", None)
     features = record.features
-    if not isinstance(features, Mapping):
+    if type(features) is not dict and not isinstance(features, Mapping):
         raise PredictionInputError(
             f"expected a mapping of feature name to value, got {type(features).__name__}",
             field="features", request_id=rid,
@@ -253,14 +254,15 @@ def normalise_record(record: PredictionRecord) -> PredictionRecord:
                 f"feature names must be strings, got {name!r}", field="features", request_id=rid
             )
         _storable(name, "features", rid)
-        if name in METADATA_COLUMNS:
+        if name in _RESERVED:
             raise PredictionInputError(
                 "this name is reserved for a metadata column of PredictionLog.labelled()",
                 field=f"features.{name}", request_id=rid,
             )
-        clean_features[name] = _json_value(value, f"features.{name}", rid)
+        clean_features[name] = (value if _plain(value)
+                                else _json_value(value, f"features.{name}", rid))
     shadow = record.shadow
-    if shadow is not None and not isinstance(shadow, Mapping):
+    if shadow is not None and type(shadow) is not dict and not isinstance(shadow, Mapping):
         raise PredictionInputError(
             f"expected a mapping or None, got {type(shadow).__name__}",
             field="shadow", request_id=rid,
@@ -320,11 +322,28 @@ def _utc(value: Any, field: str, rid: str | None = None) -> datetime:
                     tzinfo=UTC)
 
 
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is already a plain JSON value that :func:`_json_value` returns as
+    it is: most served features and outputs. Checked first, so that the path a refusal
+    would name is only formatted for the rest (formatting it for every nested value was
+    most of validating a served record)."""
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is str:
+        return value.isascii() and "\x00" not in value
+    return kind is int or kind is bool or value is None
+
+
 def _json_value(value: Any, path: str, rid: str | None) -> Any:
     """``value`` as plain JSON-compatible Python; NaN → None, ±inf and other types refused."""
     kind = type(value)
     if (kind is float and math.isfinite(value)) or kind is int:  # most values: one test
         return value
+    if kind is dict:  # before the slower ABC check below: an output or shadow answer
+        return _json_object(value, path, rid)
+    if kind is list:
+        return _json_array(value, path, rid)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -345,20 +364,29 @@ def _json_value(value: Any, path: str, rid: str | None) -> Any:
     if value is pd.NA:
         return None
     if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise PredictionInputError(f"JSON object keys must be strings, got {key!r}",
-                                           field=path, request_id=rid)
-            _storable(key, path, rid)
-            out[str(key)] = _json_value(item, f"{path}.{key}", rid)
-        return out
+        return _json_object(value, path, rid)
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, list | tuple):
-        return [_json_value(item, f"{path}[{i}]", rid) for i, item in enumerate(value)]
+        return _json_array(value, path, rid)
     raise PredictionInputError(f"{type(value).__name__} is not JSON-serialisable",
                                field=path, request_id=rid)
+
+
+def _json_object(value: Mapping[Any, Any], path: str, rid: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise PredictionInputError(f"JSON object keys must be strings, got {key!r}",
+                                       field=path, request_id=rid)
+        _storable(key, path, rid)
+        out[str(key)] = item if _plain(item) else _json_value(item, f"{path}.{key}", rid)
+    return out
+
+
+def _json_array(value: Sequence[Any], path: str, rid: str | None) -> list[Any]:
+    return [item if _plain(item) else _json_value(item, f"{path}[{i}]", rid)
+            for i, item in enumerate(value)]
 
 
 def _label(label: Any, rid: str) -> Any:
