@@ -263,8 +263,6 @@ class PredictionJournal:
             old.unlink(missing_ok=True)
 
 
-
-
 def _settle(group: list[tuple[bytes, asyncio.Future[None]]], error: OSError | None) -> None:
     """Tell every waiter of a written (or failed) group; a cancelled request's waiter is
     already done, and its records were written with the rest."""

@@ -337,15 +337,13 @@ def _plain(value: Any) -> bool:
 
 def _json_value(value: Any, path: str, rid: str | None) -> Any:
     """``value`` as plain JSON-compatible Python; NaN → None, ±inf and other types refused."""
-    kind = type(value)
-    if (kind is float and math.isfinite(value)) or kind is int:  # most values: one test
+    if _plain(value):  # most values
         return value
+    kind = type(value)
     if kind is dict:  # before the slower ABC check below: an output or shadow answer
         return _json_object(value, path, rid)
     if kind is list:
         return _json_array(value, path, rid)
-    if value is None or isinstance(value, bool):
-        return value
     if isinstance(value, str):
         _storable(value, path, rid)
         return str(value)  # np.str_ → str
