@@ -142,9 +142,11 @@ def test_time_panes_merge_equals_one_detector_fed_both_streams(
     for value, t, which in zip(stream.tolist(), times, replica, strict=True):
         single.observe({"x": value}, timestamp=t)
         (a if which else b).observe({"x": value}, timestamp=t)
-    for det in detectors:
-        det.tick(now=times[-1] + 2.0)  # close the last open pane
     newest = int(times[-1] // 2.0)
+    for det in detectors:
+        # Close the last open pane: the next pane's start (times[-1] + 2.0 can round into
+        # the pane after it, 3.9999999999999996 + 2.0 == 6.0, and evict the last one).
+        det.tick(now=(newest + 1) * 2.0)
     in_window = np.array([t // 2.0 > newest - panes for t in times])
     present = stream[in_window & np.isfinite(stream)]
     expected = single.report().features["x"]

@@ -38,7 +38,8 @@ def column_names(table: Table) -> list[str]:
     if hasattr(table, "column_names"):  # pyarrow.Table
         return [str(name) for name in table.column_names]
     if hasattr(table, "columns") and hasattr(table, "iloc"):  # pandas.DataFrame
-        return [str(name) for name in table.columns]
+        # tolist() first: iterating pandas 3's Arrow-backed column index costs ~2 us a name.
+        return [name if type(name) is str else str(name) for name in table.columns.tolist()]
     if isinstance(table, Mapping):
         return [str(name) for name in table]
     raise DriftInputError(

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driftloop.drift import state
+from driftloop.drift.block import BlockStatistics
 from driftloop.drift.columns import (
     Table,
     column_names,
@@ -39,6 +40,7 @@ from driftloop.drift.policy import AlarmState, DriftEvent, DriftPolicy
 from driftloop.drift.profile import (
     CategoricalProfile,
     FeatureProfile,
+    GriddedEncoder,
     NumericProfile,
     fingerprint,
 )
@@ -49,9 +51,7 @@ from driftloop.drift.report import (
     effective_count,
 )
 from driftloop.drift.stats import (
-    chi2_homogeneity,
     chi2_homogeneity_rows,
-    chi2_pvalue,
     chi2_pvalues,
     js_distance,
     ks_pvalues,
@@ -230,11 +230,19 @@ class DriftDetector:
         self._reference_bins = np.zeros((len(self._columns), width), dtype=np.int64)
         for i, p in enumerate(self._columns):
             self._reference_bins[i, : p.test_bins.size] = p.test_bins
+        self._widths = [p.test_bins.size for p in self._columns]
+        kinds = np.array([isinstance(p, NumericProfile) for p in self._columns])
+        self._numeric_rows, self._categorical_rows = np.flatnonzero(kinds), np.flatnonzero(~kinds)
+        self._reference_counts = np.array([p.n for p in self._columns], dtype=np.int64)
         self._dispersion = Dispersion(len(self._columns))
         self._all_numeric = all(isinstance(p, NumericProfile) for p in self._features)
         self._fingerprint: str | None = None
         self._window = PaneWindow([p.n_slots for p in self._columns], self.panes)
+        self._block = BlockStatistics(self._columns, self._window.block, width)
+        self._large = [j for j in range(len(self._columns))
+                       if j not in set(self._window.block.columns)]
         self._cached_statistics: tuple[PaneWindow, int, list[FeatureDrift]] | None = None
+        self._encoder = GriddedEncoder(self._columns)
 
     @property
     def fingerprint(self) -> str:
@@ -398,7 +406,9 @@ class DriftDetector:
         if row:  # the scalar path: ~20x faster than numpy on 1-element arrays
             one = [p.encode_one(value) for p, value in zip(self._columns, columns, strict=True)]
             return np.array(one, dtype=np.int32).reshape(-1, 1)
-        encoded = [p.encode(c) for p, c in zip(self._columns, columns, strict=True)]
+        gridded = self._encoder.encode(columns)
+        encoded = [gridded[j] if j in gridded else p.encode(column)
+                   for j, (p, column) in enumerate(zip(self._columns, columns, strict=True))]
         self._check_lengths([codes.size for codes in encoded])
         return np.stack(encoded)
 
@@ -467,8 +477,11 @@ class DriftDetector:
     def _pane_histograms(self, pane: Pane) -> IntArray:
         """The pane's counts in every column's tested bins (columns x bins, zero-padded)."""
         histograms = np.zeros_like(self._reference_bins)
-        for j, profile in enumerate(self._columns):
-            histogram = profile.histogram(pane.slots[j], pane.counts[j])
+        block = self._window.block
+        if block.columns:
+            histograms[block.columns] = self._block.histograms(*block.gather(pane))
+        for j in self._large:
+            histogram = self._columns[j].histogram(pane.slots[j], pane.counts[j])
             histograms[j, : histogram.size] = histogram
         return histograms
 
@@ -483,80 +496,92 @@ class DriftDetector:
         self._cached_statistics = (window, window.version, statistics)
         return statistics
 
-    def _compute_statistics(self) -> list[FeatureDrift]:
+    def _window_counts(self) -> tuple[IntArray, npt.NDArray[np.float64], IntArray]:
+        """Every column's present count, KS statistic (NaN for a categorical or empty
+        column) and test-bin histogram (columns x bins, zero-padded): the small columns
+        all at once (:mod:`driftloop.drift.block`), each large one from its occupied slots."""
         window = self._window
-        rows: list[dict[str, Any]] = []
+        present = np.zeros(len(self._columns), dtype=np.int64)
+        statistic = np.full(len(self._columns), np.nan)
         current = np.zeros_like(self._reference_bins)
-        numeric: list[tuple[int, npt.NDArray[np.intp], IntArray]] = []
-        occupied_counts = [window.occupied(i) for i in range(len(self._columns))]
-        present = [int(counts.sum()) for _, counts in occupied_counts]
-        missing = window.missing.tolist()
-        inflations = (self._dispersion.inflations().tolist()
-                      if self.policy.dependence == "panes" else [[1.0, 1.0]] * len(present))
-        shares = _missing_statistics(self._reference_shares, np.array([present, missing]).T)
-        for i, profile in enumerate(self._columns):
-            occupied, counts = occupied_counts[i]
-            m = present[i]
-            rows.append({"name": profile.name, "kind": profile.kind, "count": m,
-                         "missing": missing[i], "reference_count": profile.n,
-                         "bins": self._labels[i],
-                         "reference_histogram": self._reference_histograms[i],
-                         "inflation": inflations[i][0], "missing_inflation": inflations[i][1],
-                         "reference_missing": profile.missing, **shares[i]})
+        small = window.block.columns
+        if small:
+            present[small], statistic[small], current[small] = self._block.evaluate(
+                window.block_totals)
+        for j in self._large:
+            profile = self._columns[j]
+            occupied, counts = window.occupied(j)
+            present[j] = m = counts.sum()
             if not m:
                 continue
             if isinstance(profile, NumericProfile):
-                numeric.append((i, occupied, counts))
+                statistic[j], histogram = profile.statistics(occupied, counts)
             else:
                 histogram = profile.histogram(occupied, counts)
-                statistic, dof = chi2_homogeneity(profile.test_bins, histogram)
-                rows[i].update(chi2_statistic=statistic, chi2_pvalue=chi2_pvalue(statistic, dof),
-                               chi2_dof=dof)
-                current[i, : histogram.size] = histogram
-        for i, occupied, counts in numeric:
-            profile = self._columns[i]
-            assert isinstance(profile, NumericProfile)
-            rows[i]["ks_statistic"], histogram = profile.statistics(occupied, counts)
-            current[i, : histogram.size] = histogram
-        adjusted = self._ks_pvalues(rows, [i for i, _, _ in numeric])
+            current[j, : histogram.size] = histogram
+        return present, statistic, current
+
+    def _compute_statistics(self) -> list[FeatureDrift]:
+        """Every column's statistics, each kind computed for all columns in one pass."""
+        present, statistic, current = self._window_counts()
+        missing = self._window.missing
+        tested = present > 0
+        inflations = (self._dispersion.inflations() if self.policy.dependence == "panes"
+                      else np.ones((len(self._columns), 2)))
+        shares = _missing_statistics(self._reference_shares, np.stack([present, missing], 1))
+        numeric = self._numeric_rows[tested[self._numeric_rows]]
+        ks_pvalues_, adjusted = self._ks_pvalues(
+            numeric, statistic[numeric], present[numeric], inflations[numeric, 0])
+        categorical = self._categorical_rows[tested[self._categorical_rows]]
+        chi2, dof = chi2_homogeneity_rows(self._reference_bins[categorical], current[categorical])
+        chi2_p = chi2_pvalues(chi2, dof)
+        rows = np.flatnonzero(tested)
+        reference, window = self._reference_bins[rows], current[rows]
+        distances = (psi(reference, window).tolist(), js_distance(reference, window).tolist(),
+                     total_variation(reference, window).tolist())
+        per_column: list[dict[str, Any]] = [{} for _ in self._columns]
+        for i, d, p in zip(numeric.tolist(), statistic[numeric].tolist(), ks_pvalues_,
+                           strict=True):
+            per_column[i].update(ks_statistic=d, ks_pvalue=p)
+        for i, x, k, p in zip(categorical.tolist(), chi2.tolist(), dof.tolist(),
+                              chi2_p.tolist(), strict=True):
+            per_column[i].update(chi2_statistic=x, chi2_pvalue=p, chi2_dof=k)
         histograms = current.tolist()
         used = ((current + self._reference_bins) > 0).sum(axis=1).tolist()
-        for i, row in enumerate(rows):
-            if row["count"]:
-                width = self._columns[i].test_bins.size
-                row["current_histogram"] = tuple(histograms[i][:width])
-                row["bins_used"] = used[i]
-        present = current.sum(axis=1) > 0
-        if present.any():
-            distances = zip(
-                np.flatnonzero(present).tolist(),
-                psi(self._reference_bins[present], current[present]).tolist(),
-                js_distance(self._reference_bins[present], current[present]).tolist(),
-                total_variation(self._reference_bins[present], current[present]).tolist(),
-                strict=True,
-            )
-            for i, psi_, js_, tv_ in distances:
-                rows[i].update(psi=psi_, js_distance=js_, total_variation=tv_)
-        statistics = [FeatureDrift(**row) for row in rows]
+        for i, psi_, js_, tv_ in zip(rows.tolist(), *distances, strict=True):
+            per_column[i].update(psi=psi_, js_distance=js_, total_variation=tv_,
+                                 current_histogram=tuple(histograms[i][: self._widths[i]]),
+                                 bins_used=used[i])
+        statistics = [
+            FeatureDrift(name=profile.name, kind=profile.kind, count=m, missing=lost,
+                         reference_count=profile.n, bins=labels,
+                         reference_histogram=histogram, inflation=phi, missing_inflation=psi_m,
+                         reference_missing=profile.missing, **share, **extra)
+            for profile, m, lost, labels, histogram, (phi, psi_m), share, extra in zip(
+                self._columns, present.tolist(), missing.tolist(), self._labels,
+                self._reference_histograms, inflations.tolist(), shares, per_column,
+                strict=True)
+        ]
         cache_adjusted_pvalues((statistics[i], p) for i, p in adjusted)
         return statistics
 
-    @staticmethod
-    def _ks_pvalues(rows: list[dict[str, Any]], tested: list[int]) -> list[tuple[int, float]]:
-        """Fill the KS p-values of the ``tested`` rows and return the inflation-adjusted
-        ones (window counted as ``count / inflation`` events) of those with an inflation:
-        one vectorised :func:`ks_pvalues` call for both, as each call has a fixed cost."""
-        inflated = [i for i in tested if rows[i]["inflation"] != 1.0]
-        cases = [(i, rows[i]["count"]) for i in tested] + [
-            (i, effective_count(rows[i]["count"], rows[i]["inflation"])) for i in inflated]
-        if not cases:
-            return []
-        pvalues = ks_pvalues([rows[i]["ks_statistic"] for i, _ in cases],
-                             [rows[i]["reference_count"] for i, _ in cases],
-                             [m for _, m in cases]).tolist()
-        for i, pvalue in zip(tested, pvalues, strict=False):
-            rows[i]["ks_pvalue"] = pvalue
-        return list(zip(inflated, pvalues[len(tested):], strict=True))
+    def _ks_pvalues(self, rows: npt.NDArray[np.intp], statistic: npt.NDArray[np.float64],
+                    count: IntArray, inflation: npt.NDArray[np.float64]
+                    ) -> tuple[list[float], list[tuple[int, float]]]:
+        """The KS p-values of the tested numeric ``rows``, and the inflation-adjusted ones
+        (window counted as ``count / inflation`` events) of those with an inflation, as
+        (row, p-value): one vectorised :func:`ks_pvalues` call for both, as each call has
+        a fixed cost."""
+        inflated = inflation != 1.0
+        counts = [*count.tolist(), *(effective_count(m, phi) for m, phi in zip(
+            count[inflated].tolist(), inflation[inflated].tolist(), strict=True))]
+        if not counts:
+            return [], []
+        references = self._reference_counts[np.concatenate([rows, rows[inflated]])]
+        pvalues = ks_pvalues(np.concatenate([statistic, statistic[inflated]]), references,
+                             counts).tolist()
+        return (pvalues[: rows.size],
+                list(zip(rows[inflated].tolist(), pvalues[rows.size :], strict=True)))
 
     # ------------------------------------------------------------------ replicas
     def merge(self, other: DriftDetector) -> DriftDetector:

@@ -17,7 +17,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ from driftloop.drift.columns import (
     optional_pandas,
 )
 from driftloop.drift.errors import DriftInputError
-from driftloop.drift.lookup import ValueIndex
+from driftloop.drift.lookup import GRID_MIN, GridSet, ValueIndex
 from driftloop.drift.stats import bin_counts, ks_statistic
 from driftloop.drift.window import run_starts, runs
 
@@ -147,9 +147,14 @@ class NumericProfile:
         """
         return self.cumulative.take((slots + 1) >> 1)
 
+    def floats(self, column: Any) -> FloatArray:
+        """``column`` as the float64 values this profile counts (rounded to the
+        resolution, if any), missing values as NaN."""
+        return round_to(numeric_values(column, self.name), self.resolution)
+
     def encode(self, column: Any) -> npt.NDArray[np.int32]:
         """Slot of every value; :data:`MISSING` for NaN, ±inf and None."""
-        x = round_to(numeric_values(column, self.name), self.resolution)
+        x = self.floats(column)
         finite = np.isfinite(x)
         xf = x if finite.all() else x[finite]
         i, equal = self.index.find(xf)
@@ -170,8 +175,7 @@ class NumericProfile:
         the searches cache-friendly) and then counting the slots (a second sort): measured
         95 against 142 ms for a million continuous values in a million-value reference.
         """
-        distinct, lengths, missing = sorted_runs(
-            round_to(numeric_values(column, self.name), self.resolution))
+        distinct, lengths, missing = sorted_runs(self.floats(column))
         i = np.searchsorted(self.values, distinct)
         slots = 2 * i + (self.values.take(i, mode="clip") == distinct)
         # Distinct values between two reference values share a slot: add their runs up.
@@ -214,6 +218,42 @@ class NumericProfile:
                 feature=name,
             )
         return cls(name, values, counts, missing, psi_bins, resolution)
+
+
+class GriddedEncoder:
+    """The slots of every numeric column whose reference has a lookup grid, found for all
+    of them at once (:class:`GridSet`): :meth:`NumericProfile.encode` column by column
+    cost a dozen numpy calls per column per batch, most of ``observe()`` on 1,000-row
+    batches of a few dozen features."""
+
+    def __init__(self, profiles: Sequence[FeatureProfile]) -> None:
+        steps = {j: p.index.grid.steps for j, p in enumerate(profiles)
+                 if isinstance(p, NumericProfile) and p.index.grid is not None}
+        #: The columns it encodes, most grid steps first (as :class:`GridSet` needs).
+        self.columns = sorted(steps, key=lambda j: -steps[j])
+        self._profiles = [p for j in self.columns if isinstance(p := profiles[j], NumericProfile)]
+        self._grids = GridSet([p.index for p in self._profiles])
+        self._fill = np.array([p.values[0] for p in self._profiles])[:, np.newaxis]
+
+    def encode(self, columns: Sequence[Any]) -> dict[int, npt.NDArray[np.int32]]:
+        """The slots of :attr:`columns` out of all the table's ``columns``, by column;
+        none when the batch is too short for the grids to pay (or its lengths differ:
+        the column-by-column path then names the column)."""
+        floats = [p.floats(columns[j]) for p, j in zip(self._profiles, self.columns,
+                                                          strict=True)]
+        if not floats or floats[0].size < GRID_MIN or any(f.size != floats[0].size
+                                                          for f in floats):
+            return {}
+        x = np.stack(floats)
+        finite = np.isfinite(x)
+        everywhere = bool(finite.all())
+        i, equal = self._grids.find(x if everywhere else np.where(finite, x, self._fill))
+        i *= 2
+        i += equal
+        slots = i.astype(np.int32)
+        if not everywhere:
+            slots[~finite] = MISSING
+        return dict(zip(self.columns, slots, strict=True))
 
 
 #: Columns at least this long are checked for few distinct values (:func:`sorted_runs`).

@@ -13,7 +13,7 @@ panes that share an id, which is what a replica needs to add up its peers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ Codes = npt.NDArray[np.int32]
 IntArray = npt.NDArray[np.int64]
 
 
-@dataclass
+@dataclass(eq=False)
 class Pane:
     """One closed pane: per feature the occupied slots, their counts and the missing count."""
 
@@ -32,6 +32,75 @@ class Pane:
     slots: list[npt.NDArray[np.int32]]
     counts: list[IntArray]
     missing: IntArray
+    #: The small columns' occupied slots and counts laid out in the block's one vector
+    #: (:meth:`SlotBlock.gather`), kept once found.
+    block: tuple[npt.NDArray[np.intp], IntArray] | None = field(default=None, repr=False)
+
+
+#: Columns with at most this many slots (every categorical feature with fewer labels, a
+#: numeric one over up to 8,191 distinct reference values) keep their window totals side
+#: by side in one dense vector, :class:`SlotBlock`: a pane's counts are found, added and
+#: evaluated for all of them in a few whole-array passes (:mod:`driftloop.drift.block`)
+#: instead of a few numpy calls per column, most of what a pane close cost on 1,000-row
+#: batches. Larger slot spaces keep only their occupied slots.
+DENSE_SLOTS = 16_384
+
+
+@dataclass(frozen=True)
+class SlotBlock:
+    """Where the small columns' slot spaces lie, end to end, in the block's one vector."""
+
+    #: The small columns, in column order.
+    columns: list[int]
+    #: Where each small column's slots start in the vector, then the vector's size.
+    offsets: IntArray
+
+    @classmethod
+    def of(cls, slot_sizes: Sequence[int]) -> SlotBlock:
+        columns = [j for j, size in enumerate(slot_sizes) if size <= DENSE_SLOTS]
+        offsets = np.zeros(len(columns) + 1, dtype=np.int64)
+        np.cumsum([slot_sizes[j] for j in columns], out=offsets[1:])
+        return cls(columns, offsets)
+
+    @property
+    def size(self) -> int:
+        return int(self.offsets[-1])
+
+    def count(self, codes: Codes) -> tuple[npt.NDArray[np.intp], IntArray]:
+        """The occupied slots (in the vector) of the small columns' ``codes`` (one row
+        each, :data:`MISSING` codes left out) and how often each occurs: one count for
+        every column."""
+        shifted = codes + self.offsets[:-1, np.newaxis]
+        shifted[codes < 0] = self.size  # missing: one past the end, dropped below
+        flat = shifted.ravel()
+        if self.size <= 4 * flat.size:  # small next to the events: count densely
+            dense = np.bincount(flat, minlength=self.size + 1)[: self.size]
+            occupied = np.flatnonzero(dense)
+            return occupied, dense[occupied]
+        occupied, counts = runs(np.sort(flat))
+        kept = occupied < self.size
+        return occupied[kept], counts[kept]
+
+    def split(self, occupied: npt.NDArray[np.intp], counts: IntArray
+              ) -> list[tuple[npt.NDArray[np.int32], IntArray]]:
+        """Per small column, its own slots and counts out of the vector's."""
+        cuts = np.searchsorted(occupied, self.offsets).tolist()
+        return [((occupied[a:b] - start).astype(np.int32), counts[a:b])
+                for a, b, start in zip(cuts[:-1], cuts[1:], self.offsets[:-1].tolist(),
+                                       strict=True)]
+
+    def gather(self, pane: Pane) -> tuple[npt.NDArray[np.intp], IntArray]:
+        """The pane's small-column slots laid out in the vector, with their counts."""
+        if pane.block is None:
+            starts = self.offsets[:-1].tolist()
+            pane.block = (
+                np.concatenate([np.zeros(0, dtype=np.intp)] + [
+                    pane.slots[j].astype(np.intp) + start
+                    for j, start in zip(self.columns, starts, strict=True)]),
+                np.concatenate([np.zeros(0, dtype=np.int64)]
+                               + [pane.counts[j] for j in self.columns]),
+            )
+        return pane.block
 
 
 class OpenPane:
@@ -64,15 +133,29 @@ class OpenPane:
     def codes(self) -> Codes:
         return self._codes[:, : self.events]
 
-    def close(self) -> Pane:
-        slots: list[npt.NDArray[np.int32]] = []
-        counts: list[IntArray] = []
-        missing = np.zeros(self._codes.shape[0], dtype=np.int64)
-        for f, (row, size) in enumerate(zip(self.codes, self._slot_sizes, strict=True)):
-            occupied, count, missing[f] = count_codes(row, size)
-            slots.append(occupied)
-            counts.append(count)
-        return Pane(self.id, self.events, slots, counts, missing)
+    def close(self, block: SlotBlock) -> Pane:
+        """The pane's counts: the small columns' all at once (:meth:`SlotBlock.count`),
+        each large column's by :func:`count_codes`."""
+        codes = self.codes
+        columns = len(self._slot_sizes)
+        slots: list[npt.NDArray[np.int32]] = [_NO_SLOTS] * columns
+        counts: list[IntArray] = [_NO_COUNTS] * columns
+        missing = np.zeros(columns, dtype=np.int64)
+        small = block.columns
+        found = None
+        if small:
+            rows = codes if len(small) == columns else codes[small]
+            found = block.count(rows)
+            missing[small] = (rows < 0).sum(axis=1)
+            for j, (occupied, count) in zip(small, block.split(*found), strict=True):
+                slots[j], counts[j] = occupied, count
+        for j in sorted(set(range(columns)) - set(small)):
+            slots[j], counts[j], missing[j] = count_codes(codes[j], self._slot_sizes[j])
+        return Pane(self.id, self.events, slots, counts, missing, block=found)
+
+
+_NO_SLOTS = np.zeros(0, dtype=np.int32)
+_NO_COUNTS = np.zeros(0, dtype=np.int64)
 
 
 def count_codes(codes: Codes, size: int) -> tuple[npt.NDArray[np.int32], IntArray, int]:
@@ -88,13 +171,6 @@ def count_codes(codes: Codes, size: int) -> tuple[npt.NDArray[np.int32], IntArra
     return occupied, count, missing
 
 
-#: Slot spaces up to this size keep dense running totals (at most 32 kB per feature);
-#: larger ones (a numeric feature over a continuous reference has two slots per distinct
-#: reference value) keep only their occupied slots, so the window costs nothing per
-#: reference value and its statistics need no sort when they are read.
-DENSE_SLOTS = 4096
-
-
 class PaneWindow:
     """Up to ``panes`` closed panes with per-slot running totals, and the open pane."""
 
@@ -102,11 +178,16 @@ class PaneWindow:
         self.slot_sizes = list(slot_sizes)
         self.panes = panes
         self.closed: list[Pane] = []
-        self._dense: list[IntArray | None] = [
-            np.zeros(k, dtype=np.int64) if k <= DENSE_SLOTS else None for k in self.slot_sizes
-        ]
-        empty = (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int64))
-        self._sparse: list[tuple[npt.NDArray[np.int32], IntArray]] = [empty] * len(slot_sizes)
+        self.block = SlotBlock.of(self.slot_sizes)
+        #: The small columns' running totals, end to end (:class:`SlotBlock`).
+        self.block_totals = np.zeros(self.block.size, dtype=np.int64)
+        self._block_row = {j: r for r, j in enumerate(self.block.columns)}
+        #: The large columns' running totals: their occupied slots and counts. A numeric
+        #: feature over a continuous reference has two slots per distinct reference value:
+        #: the window costs nothing per reference value, and its statistics need no sort.
+        self._sparse: dict[int, tuple[npt.NDArray[np.int32], IntArray]] = {
+            j: (_NO_SLOTS, _NO_COUNTS) for j in range(len(self.slot_sizes))
+            if j not in self._block_row}
         self.missing = np.zeros(len(self.slot_sizes), dtype=np.int64)
         self.events = 0
         #: Bumped whenever the closed panes' totals change: statistics computed at one
@@ -116,10 +197,12 @@ class PaneWindow:
 
     def occupied(self, feature: int) -> tuple[npt.NDArray[np.intp], IntArray]:
         """The window's occupied slots of ``feature`` in increasing order, with their counts."""
-        dense = self._dense[feature]
-        if dense is None:
+        row = self._block_row.get(feature)
+        if row is None:
             slots, counts = self._sparse[feature]
             return slots.astype(np.intp), counts
+        start, stop = self.block.offsets[row : row + 2].tolist()
+        dense = self.block_totals[start:stop]
         occupied = np.flatnonzero(dense)
         return occupied, dense[occupied]
 
@@ -129,7 +212,7 @@ class PaneWindow:
 
     def close_open(self, next_id: int) -> Pane:
         """Close the open pane, add it to the window, evict what fell out, open ``next_id``."""
-        return self.close_as(self.open.close(), next_id)
+        return self.close_as(self.open.close(self.block), next_id)
 
     def close_as(self, pane: Pane, next_id: int) -> Pane:
         """Close the open pane as ``pane``, whose counts the caller made (a whole table
@@ -155,11 +238,11 @@ class PaneWindow:
 
     def _apply(self, pane: Pane, sign: int) -> None:
         self.version += 1
-        for f, (slots, counts) in enumerate(zip(pane.slots, pane.counts, strict=True)):
-            dense = self._dense[f]
-            if dense is not None:
-                dense[slots] += sign * counts
-                continue
+        if self.block.columns:
+            at, added = self.block.gather(pane)  # distinct slots: no np.add.at needed
+            self.block_totals[at] += sign * added
+        for f in self._sparse:
+            slots, counts = pane.slots[f], pane.counts[f]
             held, held_counts = self._sparse[f]
             if not held.size and sign > 0:
                 self._sparse[f] = (slots, counts)
