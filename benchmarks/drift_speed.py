@@ -471,23 +471,23 @@ def _gain(before: str, after: str) -> str:
     return f"{a / b:.2f}x" if "/s" in after and " / " not in after else f"{b / a:.2f}x"
 
 
-def compare(old: str, rounds: int, quick: bool) -> None:
-    """Sections 1, 2 and 5 for the tree at ``old`` and this one, ``rounds`` times,
-    alternating, each run in a fresh process; medians side by side. The peers (to_numpy,
-    scipy, Evidently) run with this tree only."""
+def compare(old: str, rounds: int, quick: bool, sections: Sequence[str] = COMPARED) -> None:
+    """``sections`` (default 1, 2 and 5) for the tree at ``old`` and this one, ``rounds``
+    times, alternating, each run in a fresh process; medians side by side. The peers
+    (to_numpy, scipy, Evidently) run with this tree only."""
     here = str(Path(__file__).resolve().parents[1] / "src")
     print(f"before = {old}, after = {here}; {rounds} interleaved rounds, medians; "
           f"load average before: {load_average()}")
     measured: dict[str, dict[str, list[list[list[str]]]]] = {
-        section: {"before": [], "after": []} for section in COMPARED}
+        section: {"before": [], "after": []} for section in sections}
     for round_ in range(rounds):
-        for section in COMPARED:
+        for section in sections:
             for label, src in (("before", old), ("after", here)):
                 rows = _rows_of(src, section, quick, peers=label == "after")
                 measured[section][label].append(rows)
                 print(f"  {label} {section}: " + "; ".join(" ".join(r[:2]) for r in rows))
         print(f"  round {round_ + 1} of {rounds} done; load average {load_average()}")
-    for section in COMPARED:
+    for section in sections:
         before, after = measured[section]["before"], measured[section]["after"]
         table = []
         for i, row in enumerate(after[0]):
@@ -510,13 +510,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run only this section (repeatable)")
     parser.add_argument("--old", metavar="SRC",
                         help="another driftloop source tree (a checkout's src/): sections "
-                             "1, 2 and 5 for it and for this one, interleaved, medians")
+                             "1, 2 and 5 (or those named by --only) for it and for this "
+                             "one, interleaved, medians")
     parser.add_argument("--rounds", type=int, default=3, help="rounds for --old")
     parser.add_argument("--no-peers", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rows", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.old:
-        compare(args.old, args.rounds, args.quick)
+        compare(args.old, args.rounds, args.quick,
+                [s for s in COMPARED if s in args.only] if args.only else COMPARED)
         return 0
     run_all(args.quick, args.only or tuple(SECTIONS), peers=not args.no_peers,
             rows_out=args.rows)

@@ -239,8 +239,8 @@ class DriftDetector:
         self._fingerprint: str | None = None
         self._window = PaneWindow([p.n_slots for p in self._columns], self.panes)
         self._block = BlockStatistics(self._columns, self._window.block, width)
-        self._large = [j for j in range(len(self._columns))
-                       if j not in set(self._window.block.columns)]
+        small = set(self._window.block.columns)
+        self._large = [j for j in range(len(self._columns)) if j not in small]
         self._cached_statistics: tuple[PaneWindow, int, list[FeatureDrift]] | None = None
         self._encoder = GriddedEncoder(self._columns)
 

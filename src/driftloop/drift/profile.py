@@ -105,16 +105,27 @@ class NumericProfile:
         """KS statistic and test-bin histogram of a window holding ``counts`` in sorted,
         distinct ``slots``.
 
-        Called feature by feature, a few whole-array passes each: measured 4x cheaper
-        than laying every feature's slots end to end, whose concatenations and repeats
-        cost more than the per-feature calls they save.
+        Called feature by feature, a few whole-array passes each, in place where it can:
+        measured 4x cheaper than laying every feature's slots end to end, whose
+        concatenations and repeats cost more than the per-feature calls they save. Every
+        ECDF is divided as floats: numpy's true division of integers converts value by
+        value, at three times the cost.
         """
-        window = running_counts(counts)
-        # Below each slot, cumulative_at(slots - 1), is cumulative[slots >> 1]: read
-        # directly, without the two array passes of the subtraction and the shift.
-        statistic = ks_statistic(self.cumulative_at(slots) / self.n,
-                                 self.cumulative.take(slots >> 1) / self.n, window)
-        return statistic, bin_counts(self.bin_slot_edges, slots, window)
+        running = running_counts(counts)
+        # As floats (whole numbers, exact) once summed: a float cumsum costs 6x an integer one.
+        window = running.astype(np.float64)
+        window /= window[-1]
+        high = slots + 1
+        high >>= 1
+        # Below each slot, cumulative_at(slots - 1), is cumulative[slots >> 1].
+        statistic = ks_statistic(self._ecdf_at(high), self._ecdf_at(slots >> 1), window)
+        return statistic, bin_counts(self.bin_slot_edges, slots, running)
+
+    def _ecdf_at(self, positions: npt.NDArray[np.intp]) -> FloatArray:
+        """The reference ECDF after ``cumulative[positions]`` values, as scipy divides."""
+        ecdf = self.cumulative.take(positions).astype(np.float64)
+        ecdf /= self.n
+        return ecdf
 
     @property
     def n_bins(self) -> int:

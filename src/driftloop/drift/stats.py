@@ -16,6 +16,8 @@ array([1., 0.])
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from scipy import special
@@ -29,14 +31,14 @@ PSI_EPSILON = 1e-4
 
 
 def ks_statistic(
-    reference_high: FloatArray, reference_low: FloatArray, window: IntArray,
+    reference_high: FloatArray, reference_low: FloatArray, window: FloatArray,
 ) -> float:
     """Exact two-sample KS statistic of ``scipy.stats.ks_2samp``, from slot counts.
 
     One entry per occupied window slot, in increasing slot order: ``reference_high`` the
     reference ECDF at the slot and ``reference_low`` the one at the slot just below it;
-    ``window`` is the window's cumulative count, 0 first, then the count up to each
-    occupied slot (one entry more).
+    ``window`` is the window's ECDF, 0 first, then its value at each occupied slot (one
+    entry more). The two reference arrays are scratch: they are overwritten.
 
     Between two occupied slots the window ECDF is flat while the reference ECDF rises, so
     the largest gap on that stretch sits at one of its ends: the slot just below an
@@ -44,18 +46,18 @@ def ks_statistic(
     O(occupied slots). The ECDFs are integer counts divided by the sample size, as scipy
     computes them, so the result is equal to the last bit.
     """
-    ecdf = window / window[-1]
-    return float(max(np.abs(reference_high - ecdf[1:]).max(),
-                     np.abs(reference_low - ecdf[:-1]).max()))
+    high = np.abs(np.subtract(reference_high, window[1:], out=reference_high), out=reference_high)
+    low = np.abs(np.subtract(reference_low, window[:-1], out=reference_low), out=reference_low)
+    return float(max(high.max(), low.max()))
 
 
 def bin_counts(
-    edges: npt.NDArray[np.intp], slots: npt.NDArray[np.intp], window: IntArray
-) -> IntArray:
+    edges: npt.NDArray[np.intp], slots: npt.NDArray[np.intp], window: npt.NDArray[Any]
+) -> npt.NDArray[Any]:
     """Per-bin totals of sorted slot counts, for bins that are runs of consecutive slots.
 
     ``edges[b]`` is the first slot of bin ``b`` and ``edges[-1]`` one past the last slot;
-    ``window`` is the cumulative count over ``slots``, 0 first (as :func:`ks_statistic`).
+    ``window`` is the cumulative count over ``slots``, 0 first.
     A binary search per edge replaces a pass over every occupied slot.
     """
     return np.diff(window[np.searchsorted(slots, edges, side="left")])

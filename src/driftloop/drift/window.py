@@ -90,16 +90,13 @@ class SlotBlock:
                                        strict=True)]
 
     def gather(self, pane: Pane) -> tuple[npt.NDArray[np.intp], IntArray]:
-        """The pane's small-column slots laid out in the vector, with their counts."""
+        """The pane's small-column slots laid out in the vector, with their counts (at
+        least one small column)."""
         if pane.block is None:
             starts = self.offsets[:-1].tolist()
-            pane.block = (
-                np.concatenate([np.zeros(0, dtype=np.intp)] + [
-                    pane.slots[j].astype(np.intp) + start
-                    for j, start in zip(self.columns, starts, strict=True)]),
-                np.concatenate([np.zeros(0, dtype=np.int64)]
-                               + [pane.counts[j] for j in self.columns]),
-            )
+            pane.block = (np.concatenate([pane.slots[j].astype(np.intp) + start for j, start
+                                          in zip(self.columns, starts, strict=True)]),
+                          np.concatenate([pane.counts[j] for j in self.columns]))
         return pane.block
 
 
