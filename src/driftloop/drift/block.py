@@ -60,16 +60,17 @@ class BlockStatistics:
 
     def histograms(self, slots: npt.NDArray[np.intp], counts: IntArray) -> IntArray:
         """Rows x width test-bin counts of ``counts`` held in the vector's ``slots``."""
-        flat = np.bincount(self._bin_of_slot[slots], weights=counts,
-                           minlength=len(self.columns) * self.width)
+        return self._binned(self._bin_of_slot[slots], counts)
+
+    def _binned(self, bins: npt.NDArray[np.intp], counts: IntArray) -> IntArray:
+        """``counts`` summed into the rows x width histogram matrix at flat ``bins``."""
+        flat = np.bincount(bins, weights=counts, minlength=len(self.columns) * self.width)
         return flat.astype(np.int64).reshape(len(self.columns), self.width)
 
     def evaluate(self, totals: IntArray) -> tuple[IntArray, FloatArray, IntArray]:
         """Per small column: its present count, its KS statistic (NaN for a categorical
         column or an empty window) and its test-bin histogram (rows x width)."""
         present = np.add.reduceat(totals, self.starts) if self.columns else totals[:0]
-        histograms = np.bincount(self._bin_of_slot, weights=totals,
-                                 minlength=len(self.columns) * self.width)
         statistic = np.full(len(self.columns), np.nan)
         if self.numeric_rows.size:
             running = np.cumsum(totals).astype(np.float64)
@@ -81,6 +82,4 @@ class BlockStatistics:
                           / present.astype(np.float64)[self._row_of_slot])
                 gaps = np.maximum.reduceat(np.abs(self._reference_ecdf - window), self.starts)
             statistic[self.numeric_rows] = gaps[self.numeric_rows]
-        return (present.astype(np.int64),
-                statistic,
-                histograms.astype(np.int64).reshape(len(self.columns), self.width))
+        return present, statistic, self._binned(self._bin_of_slot, totals)

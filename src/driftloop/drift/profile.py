@@ -17,7 +17,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,15 +115,15 @@ class NumericProfile:
         # As floats (whole numbers, exact) once summed: a float cumsum costs 6x an integer one.
         window = running.astype(np.float64)
         window /= window[-1]
-        high = slots + 1
-        high >>= 1
         # Below each slot, cumulative_at(slots - 1), is cumulative[slots >> 1].
-        statistic = ks_statistic(self._ecdf_at(high), self._ecdf_at(slots >> 1), window)
+        statistic = ks_statistic(self._ecdf(self.cumulative_at(slots)),
+                                 self._ecdf(self.cumulative.take(slots >> 1)), window)
         return statistic, bin_counts(self.bin_slot_edges, slots, running)
 
-    def _ecdf_at(self, positions: npt.NDArray[np.intp]) -> FloatArray:
-        """The reference ECDF after ``cumulative[positions]`` values, as scipy divides."""
-        ecdf = self.cumulative.take(positions).astype(np.float64)
+    def _ecdf(self, below: npt.NDArray[np.integer[Any]]) -> FloatArray:
+        """The reference ECDF where ``below`` reference values lie at or below, divided
+        as scipy divides."""
+        ecdf = below.astype(np.float64)
         ecdf /= self.n
         return ecdf
 
@@ -165,16 +165,7 @@ class NumericProfile:
 
     def encode(self, column: Any) -> npt.NDArray[np.int32]:
         """Slot of every value; :data:`MISSING` for NaN, ±inf and None."""
-        x = self.floats(column)
-        finite = np.isfinite(x)
-        xf = x if finite.all() else x[finite]
-        i, equal = self.index.find(xf)
-        encoded: npt.NDArray[np.int32] = (2 * i + equal).astype(np.int32)
-        if xf is x:
-            return encoded
-        slots = np.full(x.size, MISSING, dtype=np.int32)
-        slots[finite] = encoded
-        return slots
+        return slot_codes(self.floats(column), self.index.find, self.values[0])
 
     def count(self, column: Any) -> tuple[npt.NDArray[np.int32], IntArray, int]:
         """The occupied slots of ``column`` in increasing order, how many values each
@@ -255,16 +246,26 @@ class GriddedEncoder:
         if not floats or floats[0].size < GRID_MIN or any(f.size != floats[0].size
                                                           for f in floats):
             return {}
-        x = np.stack(floats)
-        finite = np.isfinite(x)
-        everywhere = bool(finite.all())
-        i, equal = self._grids.find(x if everywhere else np.where(finite, x, self._fill))
-        i *= 2
-        i += equal
-        slots = i.astype(np.int32)
-        if not everywhere:
-            slots[~finite] = MISSING
+        slots = slot_codes(np.stack(floats), self._grids.find, self._fill)
         return dict(zip(self.columns, slots, strict=True))
+
+
+def slot_codes(x: FloatArray, find: Callable[[FloatArray], tuple[npt.NDArray[np.intp],
+                                                                  npt.NDArray[np.bool_]]],
+               fill: Any) -> npt.NDArray[np.int32]:
+    """The slot of every value of ``x`` (any shape), :data:`MISSING` for NaN and ±inf:
+    ``find`` gives each finite value's position among the reference values and whether
+    it equals the one there; the rest are searched as ``fill`` (a reference value, one
+    per row of ``x`` or one for all) and then marked missing."""
+    finite = np.isfinite(x)
+    everywhere = bool(finite.all())
+    i, equal = find(x if everywhere else np.where(finite, x, fill))
+    i *= 2
+    i += equal
+    slots = i.astype(np.int32)
+    if not everywhere:
+        slots[~finite] = MISSING
+    return slots
 
 
 #: Columns at least this long are checked for few distinct values (:func:`sorted_runs`).

@@ -16,8 +16,6 @@ array([1., 0.])
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 from scipy import special
@@ -52,8 +50,8 @@ def ks_statistic(
 
 
 def bin_counts(
-    edges: npt.NDArray[np.intp], slots: npt.NDArray[np.intp], window: npt.NDArray[Any]
-) -> npt.NDArray[Any]:
+    edges: npt.NDArray[np.intp], slots: npt.NDArray[np.intp], window: IntArray
+) -> IntArray:
     """Per-bin totals of sorted slot counts, for bins that are runs of consecutive slots.
 
     ``edges[b]`` is the first slot of bin ``b`` and ``edges[-1]`` one past the last slot;

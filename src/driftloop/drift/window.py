@@ -66,20 +66,22 @@ class SlotBlock:
     def size(self) -> int:
         return int(self.offsets[-1])
 
-    def count(self, codes: Codes) -> tuple[npt.NDArray[np.intp], IntArray]:
+    def count(self, codes: Codes) -> tuple[npt.NDArray[np.intp], IntArray, IntArray]:
         """The occupied slots (in the vector) of the small columns' ``codes`` (one row
-        each, :data:`MISSING` codes left out) and how often each occurs: one count for
-        every column."""
+        each), how often each occurs, and each row's :data:`MISSING` codes: one count
+        for every column."""
         shifted = codes + self.offsets[:-1, np.newaxis]
-        shifted[codes < 0] = self.size  # missing: one past the end, dropped below
+        lost = codes < 0
+        shifted[lost] = self.size  # missing: one past the end, dropped below
         flat = shifted.ravel()
+        missing = lost.sum(axis=1)
         if self.size <= 4 * flat.size:  # small next to the events: count densely
             dense = np.bincount(flat, minlength=self.size + 1)[: self.size]
             occupied = np.flatnonzero(dense)
-            return occupied, dense[occupied]
+            return occupied, dense[occupied], missing
         occupied, counts = runs(np.sort(flat))
         kept = occupied < self.size
-        return occupied[kept], counts[kept]
+        return occupied[kept], counts[kept], missing
 
     def split(self, occupied: npt.NDArray[np.intp], counts: IntArray
               ) -> list[tuple[npt.NDArray[np.int32], IntArray]]:
@@ -142,8 +144,8 @@ class OpenPane:
         found = None
         if small:
             rows = codes if len(small) == columns else codes[small]
-            found = block.count(rows)
-            missing[small] = (rows < 0).sum(axis=1)
+            occupied_all, counted, missing[small] = block.count(rows)
+            found = (occupied_all, counted)
             for j, (occupied, count) in zip(small, block.split(*found), strict=True):
                 slots[j], counts[j] = occupied, count
         for j in sorted(set(range(columns)) - set(small)):
