@@ -63,13 +63,18 @@ def test_block_ks_equals_scipy_to_the_last_bit() -> None:
         assert det.report().features["x"].ks_statistic == expected
 
 
-def test_block_histograms_equal_each_profile_s() -> None:
-    det = DriftDetector.from_reference(_mixed(5_000, 0), window=1_000, panes=1)
-    det.observe(_mixed(1_000, 3, 0.5))
-    pane = det._window.closed[-1]
-    block = det._window.block
-    histograms = det._block.histograms(*block.gather(pane))
-    for row, j in enumerate(block.columns):
-        own = det.profiles[j].histogram(pane.slots[j].astype(np.intp), pane.counts[j])
-        assert histograms[row, : own.size].tolist() == own.tolist()
-        assert not histograms[row, own.size :].any()
+def test_pane_histograms_equal_the_column_by_column_path_and_the_raw_values(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    live = _mixed(1_000, 3, 0.5)
+    histograms = []
+    for dense_slots in (window.DENSE_SLOTS, 0):
+        monkeypatch.setattr(window, "DENSE_SLOTS", dense_slots)
+        det = DriftDetector.from_reference(_mixed(5_000, 0), window=1_000, panes=1)
+        det.observe(live)
+        histograms.append(det._pane_histograms(det._window.closed[-1]).tolist())
+    assert histograms[0] == histograms[1]
+    for j, profile in enumerate(det.profiles):
+        if isinstance(profile, NumericProfile):
+            x = live[profile.name].to_numpy(dtype=np.float64)
+            raw = np.bincount(profile.bin_of(x[np.isfinite(x)]), minlength=profile.n_bins)
+            assert histograms[0][j][: profile.n_bins] == raw.tolist()

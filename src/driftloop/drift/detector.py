@@ -50,6 +50,7 @@ from driftloop.drift.report import (
     cache_adjusted_pvalues,
     effective_count,
 )
+from driftloop.drift.sparse import SparseStatistics
 from driftloop.drift.stats import (
     chi2_homogeneity_rows,
     chi2_pvalues,
@@ -239,8 +240,12 @@ class DriftDetector:
         self._fingerprint: str | None = None
         self._window = PaneWindow([p.n_slots for p in self._columns], self.panes)
         self._block = BlockStatistics(self._columns, self._window.block, width)
-        small = set(self._window.block.columns)
-        self._large = [j for j in range(len(self._columns)) if j not in small]
+        layout = self._window.layout
+        self._sparse = SparseStatistics([self._columns[j] for j in layout.columns],
+                                        layout.starts, width)
+        #: The large categorical columns (over 16,383 labels): histograms one by one.
+        self._large_categorical = [(j, p) for j in layout.columns
+                                   if isinstance(p := self._columns[j], CategoricalProfile)]
         self._cached_statistics: tuple[PaneWindow, int, list[FeatureDrift]] | None = None
         self._encoder = GriddedEncoder(self._columns)
 
@@ -480,8 +485,11 @@ class DriftDetector:
         block = self._window.block
         if block.columns:
             histograms[block.columns] = self._block.histograms(*block.gather(pane))
-        for j in self._large:
-            histogram = self._columns[j].histogram(pane.slots[j], pane.counts[j])
+        layout = self._window.layout
+        if layout.columns:
+            histograms[layout.columns] = self._sparse.histograms(*layout.gather(pane))
+        for j, profile in self._large_categorical:
+            histogram = profile.histogram(pane.slots[j], pane.counts[j])
             histograms[j, : histogram.size] = histogram
         return histograms
 
@@ -499,7 +507,8 @@ class DriftDetector:
     def _window_counts(self) -> tuple[IntArray, npt.NDArray[np.float64], IntArray]:
         """Every column's present count, KS statistic (NaN for a categorical or empty
         column) and test-bin histogram (columns x bins, zero-padded): the small columns
-        all at once (:mod:`driftloop.drift.block`), each large one from its occupied slots."""
+        all at once (:mod:`driftloop.drift.block`), the large ones all at once
+        (:mod:`driftloop.drift.sparse`) but for a large categorical column's histogram."""
         window = self._window
         present = np.zeros(len(self._columns), dtype=np.int64)
         statistic = np.full(len(self._columns), np.nan)
@@ -508,16 +517,12 @@ class DriftDetector:
         if small:
             present[small], statistic[small], current[small] = self._block.evaluate(
                 window.block_totals)
-        for j in self._large:
-            profile = self._columns[j]
-            occupied, counts = window.occupied(j)
-            present[j] = m = counts.sum()
-            if not m:
-                continue
-            if isinstance(profile, NumericProfile):
-                statistic[j], histogram = profile.statistics(occupied, counts)
-            else:
-                histogram = profile.histogram(occupied, counts)
+        large = window.layout.columns
+        if large:
+            present[large], statistic[large], current[large] = self._sparse.evaluate(
+                window.sparse_slots, window.sparse_counts)
+        for j, profile in self._large_categorical:
+            histogram = profile.histogram(*window.occupied(j))
             current[j, : histogram.size] = histogram
         return present, statistic, current
 

@@ -28,39 +28,6 @@ FloatArray = npt.NDArray[np.float64]
 PSI_EPSILON = 1e-4
 
 
-def ks_statistic(
-    reference_high: FloatArray, reference_low: FloatArray, window: FloatArray,
-) -> float:
-    """Exact two-sample KS statistic of ``scipy.stats.ks_2samp``, from slot counts.
-
-    One entry per occupied window slot, in increasing slot order: ``reference_high`` the
-    reference ECDF at the slot and ``reference_low`` the one at the slot just below it;
-    ``window`` is the window's ECDF, 0 first, then its value at each occupied slot (one
-    entry more). The two reference arrays are scratch: they are overwritten.
-
-    Between two occupied slots the window ECDF is flat while the reference ECDF rises, so
-    the largest gap on that stretch sits at one of its ends: the slot just below an
-    occupied slot or the occupied slot itself. Evaluating only there is exact and costs
-    O(occupied slots). The ECDFs are integer counts divided by the sample size, as scipy
-    computes them, so the result is equal to the last bit.
-    """
-    high = np.abs(np.subtract(reference_high, window[1:], out=reference_high), out=reference_high)
-    low = np.abs(np.subtract(reference_low, window[:-1], out=reference_low), out=reference_low)
-    return float(max(high.max(), low.max()))
-
-
-def bin_counts(
-    edges: npt.NDArray[np.intp], slots: npt.NDArray[np.intp], window: IntArray
-) -> IntArray:
-    """Per-bin totals of sorted slot counts, for bins that are runs of consecutive slots.
-
-    ``edges[b]`` is the first slot of bin ``b`` and ``edges[-1]`` one past the last slot;
-    ``window`` is the cumulative count over ``slots``, 0 first.
-    A binary search per edge replaces a pass over every occupied slot.
-    """
-    return np.diff(window[np.searchsorted(slots, edges, side="left")])
-
-
 def ks_effective_size(n: npt.ArrayLike, m: npt.ArrayLike) -> FloatArray:
     """scipy's effective sample size for two samples: ``round(n·m / (n + m))``."""
     large = np.maximum(n, m).astype(np.float64)
