@@ -1,12 +1,15 @@
 """The detector's streaming statistics equal a from-scratch computation on the raw window.
 
 Hypothesis draws references and streams with heavy ties, values outside the reference
-range and missing values, and streams long enough to evict panes.
+range and missing values, and streams long enough to evict panes. Each case runs the
+small columns' path (``drift.block``) or, with every column made large, the large
+columns' (``drift.sparse``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from unittest import mock
 
 import numpy as np
 from hypothesis import assume, given, settings
@@ -15,7 +18,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, ks_2samp
 from tests.drift.helpers import direct_psi, fixed_clock, window_rows
 
-from driftloop.drift import DriftDetector, DriftPolicy, FeatureDrift
+from driftloop.drift import DriftDetector, DriftPolicy, FeatureDrift, window
 from driftloop.drift.profile import NumericProfile
 
 # Values on a coarse grid make ties between and within samples common.
@@ -35,16 +38,26 @@ def numeric_case(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, int, int]:
     return reference, stream, pane_size, panes
 
 
+#: Every column small (the block's path) or large (the sparse path).
+paths = st.sampled_from([window.DENSE_SLOTS, 0])
+
+
+def _path(dense_slots: int) -> mock._patch[int]:
+    return mock.patch.object(window, "DENSE_SLOTS", dense_slots)
+
+
 def _detector(reference: dict, pane_size: int, panes: int, **kw: object) -> DriftDetector:
     return DriftDetector.from_reference(reference, window=pane_size * panes, panes=panes,
                                         clock=fixed_clock, **kw)
 
 
 @settings(max_examples=300, deadline=None)
-@given(numeric_case(), st.integers(1, 64))
-def test_numeric_statistics_equal_recomputation(case: tuple, batch: int) -> None:
+@given(numeric_case(), st.integers(1, 64), paths)
+def test_numeric_statistics_equal_recomputation(case: tuple, batch: int,
+                                                dense_slots: int) -> None:
     reference, stream, pane_size, panes = case
-    det = _detector({"x": reference}, pane_size, panes)
+    with _path(dense_slots):
+        det = _detector({"x": reference}, pane_size, panes)
     for start in range(0, stream.size, batch):
         det.observe({"x": stream[start : start + batch]})
     raw = stream[window_rows(stream.size, pane_size, panes)]
@@ -75,11 +88,13 @@ def test_numeric_statistics_equal_recomputation(case: tuple, batch: int) -> None
     st.lists(st.sampled_from(["a", "b", "c", "e", None]), min_size=1, max_size=300),
     st.integers(1, 30),
     st.integers(1, 4),
+    paths,
 )
 def test_categorical_statistics_equal_recomputation(
-    reference: list, stream: list, pane_size: int, panes: int
+    reference: list, stream: list, pane_size: int, panes: int, dense_slots: int
 ) -> None:
-    det = _detector({"c": reference}, pane_size, panes, categorical=["c"])
+    with _path(dense_slots):
+        det = _detector({"c": reference}, pane_size, panes, categorical=["c"])
     det.observe({"c": np.array(stream, dtype=object)})
     raw = stream[window_rows(len(stream), pane_size, panes)]
     present = [v for v in raw if v is not None]
@@ -103,14 +118,16 @@ def test_categorical_statistics_equal_recomputation(
 
 
 @settings(max_examples=100, deadline=None)
-@given(numeric_case(), st.integers(1, 3))
-def test_merge_equals_one_detector_fed_both_streams(case: tuple, k: int) -> None:
+@given(numeric_case(), st.integers(1, 3), paths)
+def test_merge_equals_one_detector_fed_both_streams(case: tuple, k: int,
+                                                    dense_slots: int) -> None:
     reference, stream, pane_size, panes = case
     # Two replicas each close k panes; the merged window holds both streams' panes summed.
     n = pane_size * k
     first, second = np.resize(stream, n), np.resize(stream[::-1], n)
-    a = _detector({"x": reference}, pane_size, panes)
-    b = _detector({"x": reference}, pane_size, panes)
+    with _path(dense_slots):
+        a = _detector({"x": reference}, pane_size, panes)
+        b = _detector({"x": reference}, pane_size, panes)
     a.observe({"x": first})
     b.observe({"x": second})
     merged = a.merge(b)
@@ -125,19 +142,20 @@ def test_merge_equals_one_detector_fed_both_streams(case: tuple, k: int) -> None
 
 
 @settings(max_examples=100, deadline=None)
-@given(numeric_case(), st.data())
+@given(numeric_case(), st.data(), paths)
 def test_time_panes_merge_equals_one_detector_fed_both_streams(
-    case: tuple, data: st.DataObject
+    case: tuple, data: st.DataObject, dense_slots: int
 ) -> None:
     reference, stream, _, panes = case
     times = sorted(data.draw(st.lists(st.floats(0, 20), min_size=stream.size,
                                       max_size=stream.size)))
     replica = data.draw(st.lists(st.booleans(), min_size=stream.size, max_size=stream.size))
-    detectors = [
-        DriftDetector.from_reference({"x": reference}, pane_seconds=2.0, panes=panes,
-                                     clock=fixed_clock)
-        for _ in range(3)
-    ]
+    with _path(dense_slots):
+        detectors = [
+            DriftDetector.from_reference({"x": reference}, pane_seconds=2.0, panes=panes,
+                                         clock=fixed_clock)
+            for _ in range(3)
+        ]
     single, a, b = detectors
     for value, t, which in zip(stream.tolist(), times, replica, strict=True):
         single.observe({"x": value}, timestamp=t)
@@ -161,16 +179,19 @@ def test_time_panes_merge_equals_one_detector_fed_both_streams(
 
 
 @settings(max_examples=100, deadline=None)
-@given(numeric_case(), st.integers(0, 3))
-def test_bytes_round_trip_restores_an_equal_detector(case: tuple, consecutive: int) -> None:
+@given(numeric_case(), st.integers(0, 3), paths)
+def test_bytes_round_trip_restores_an_equal_detector(case: tuple, consecutive: int,
+                                                     dense_slots: int) -> None:
     reference, stream, pane_size, panes = case
     policy = DriftPolicy(consecutive=consecutive + 1, min_count=1)
-    det = _detector({"x": reference, "c": (reference > 0).astype(str)}, pane_size, panes,
-                    policy=policy, output=reference * 2)
+    with _path(dense_slots):
+        det = _detector({"x": reference, "c": (reference > 0).astype(str)}, pane_size, panes,
+                        policy=policy, output=reference * 2)
     labels = np.where(np.nan_to_num(stream) > 0, "True", "other")
     det.observe({"x": stream, "c": labels}, output=stream)
     blob = det.to_bytes()
-    restored = DriftDetector.from_bytes(blob, clock=fixed_clock)
+    with _path(dense_slots):
+        restored = DriftDetector.from_bytes(blob, clock=fixed_clock)
     assert restored.to_bytes() == blob
     assert restored.report() == det.report()
     assert restored.policy == policy

@@ -33,12 +33,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from driftloop.drift.profile import FeatureProfile, NumericProfile
+from driftloop.drift.window import LaidSlots
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -53,7 +53,7 @@ BLOCK = 16
 class _Laid:
     """A window's large columns laid end to end, in blocks of at most :data:`BLOCK`."""
 
-    slots: IntArray  # every column's occupied slots, in the one slot space
+    slots: LaidSlots  # every column's occupied slots, in the one slot numbering
     counts: IntArray
     column: Indices  # the column of every block
     firsts: Indices  # every block's first entry
@@ -75,7 +75,7 @@ class SparseStatistics:
     array (each profile keeps a view of its part): the reference is held once, as before."""
 
     def __init__(self, profiles: Sequence[FeatureProfile],
-                 starts: npt.NDArray[np.signedinteger[Any]],
+                 starts: LaidSlots,
                  width: int) -> None:
         self.rows = len(profiles)
         self.width = width
@@ -107,7 +107,7 @@ class SparseStatistics:
             [np.zeros(0, dtype=np.intp)] + [row * width + np.arange(b)
                                              for row, b in enumerate(bins)])
 
-    def evaluate(self, slots: IntArray, counts: IntArray
+    def evaluate(self, slots: LaidSlots, counts: IntArray
                  ) -> tuple[IntArray, FloatArray, IntArray]:
         """Per column, from the window's laid-out occupied ``slots`` and their ``counts``:
         the present count, the KS statistic (NaN for an empty window or a categorical
@@ -120,14 +120,14 @@ class SparseStatistics:
         statistic[~self._numeric] = np.nan
         return laid.total, statistic, self._histograms(laid)
 
-    def histograms(self, slots: IntArray, counts: IntArray) -> IntArray:
+    def histograms(self, slots: LaidSlots, counts: IntArray) -> IntArray:
         """The test-bin histograms (rows x width) of laid-out ``slots`` and ``counts``."""
         laid = self._lay(slots, counts)
         if laid is None:
             return np.zeros((self.rows, self.width), dtype=np.int64)
         return self._histograms(laid)
 
-    def _lay(self, slots: IntArray, counts: IntArray) -> _Laid | None:
+    def _lay(self, slots: LaidSlots, counts: IntArray) -> _Laid | None:
         """The blocks of every column's run of ``slots``: a column's blocks never reach
         into the next column's slots."""
         if not slots.size:

@@ -21,6 +21,8 @@ import numpy.typing as npt
 
 Codes = npt.NDArray[np.int32]
 IntArray = npt.NDArray[np.int64]
+#: Slots in :class:`SparseLayout`'s one numbering: int32 while it fits, else int64.
+LaidSlots = npt.NDArray[np.signedinteger[Any]]
 
 
 @dataclass(eq=False)
@@ -37,8 +39,7 @@ class Pane:
     block: tuple[npt.NDArray[np.intp], IntArray] | None = field(default=None, repr=False)
     #: The large columns' occupied slots and counts laid end to end
     #: (:meth:`SparseLayout.gather`), kept once found.
-    laid: tuple[npt.NDArray[np.signedinteger[Any]], IntArray] | None = field(default=None,
-                                                                             repr=False)
+    laid: tuple[LaidSlots, IntArray] | None = field(default=None, repr=False)
 
 
 #: Columns with at most this many slots (every categorical feature with fewer labels, a
@@ -122,7 +123,7 @@ class SparseLayout:
     #: The large columns, in column order.
     columns: list[int]
     #: Where each large column's slots start, then where the next would.
-    starts: npt.NDArray[np.signedinteger[Any]]
+    starts: LaidSlots
 
     @classmethod
     def of(cls, slot_sizes: Sequence[int]) -> SparseLayout:
@@ -131,7 +132,7 @@ class SparseLayout:
         np.cumsum([slot_sizes[j] + 2 - slot_sizes[j] % 2 for j in columns], out=starts[1:])
         return cls(columns, starts.astype(np.int32) if starts[-1] < 2**31 else starts)
 
-    def gather(self, pane: Pane) -> tuple[npt.NDArray[np.signedinteger[Any]], IntArray]:
+    def gather(self, pane: Pane) -> tuple[LaidSlots, IntArray]:
         """The pane's large-column slots laid out, with their counts (at least one large
         column)."""
         if pane.laid is None:
@@ -141,9 +142,9 @@ class SparseLayout:
                          np.concatenate([pane.counts[j] for j in self.columns]))
         return pane.laid
 
-    def merge(self, slots: npt.NDArray[np.signedinteger[Any]], counts: IntArray,
-              more: npt.NDArray[np.signedinteger[Any]], more_counts: IntArray
-              ) -> tuple[npt.NDArray[np.signedinteger[Any]], IntArray]:
+    def merge(self, slots: LaidSlots, counts: IntArray,
+              more: LaidSlots, more_counts: IntArray
+              ) -> tuple[LaidSlots, IntArray]:
         """Laid-out ``slots`` holding ``counts`` plus laid-out ``more`` holding
         ``more_counts`` (negative to take a pane away), slots whose count falls to zero
         dropped. Column by column: a column's few thousand slots stay in the cache, and

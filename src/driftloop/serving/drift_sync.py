@@ -3,8 +3,8 @@
 Each uvicorn worker sees only its share of the requests and keeps its own
 :class:`~driftloop.drift.DriftDetector` with time-based panes (``pane_seconds``), so the
 workers' panes line up by time bucket. A :class:`WindowShipper` upserts the worker's
-window (:meth:`DriftDetector.window_bytes`: exact counts, deflated; about 1.5 bytes per
-feature value in the window, 0.4 MB for 25 continuous features x 10k events) into
+window (:meth:`DriftDetector.window_bytes`: exact counts, deflated; 1.3-1.9 bytes per
+feature value in the window, 0.47 MB for 25 continuous features x 10k events) into
 ``drift_windows``. One :class:`DriftLeader` per model merges the fresh windows into a
 detector of its own, evaluates the alarm policy once per newly closed pane and stores the
 merged report in ``drift_reports``, where :func:`read_report` serves it to every process.
