@@ -37,9 +37,6 @@ class Pane:
     #: The small columns' occupied slots and counts laid out in the block's one vector
     #: (:meth:`SlotBlock.gather`), kept once found.
     block: tuple[npt.NDArray[np.intp], IntArray] | None = field(default=None, repr=False)
-    #: The large columns' occupied slots and counts laid end to end
-    #: (:meth:`SparseLayout.gather`), kept once found.
-    laid: tuple[LaidSlots, IntArray] | None = field(default=None, repr=False)
 
 
 #: Columns with at most this many slots (every categorical feature with fewer labels, a
@@ -134,13 +131,12 @@ class SparseLayout:
 
     def gather(self, pane: Pane) -> tuple[LaidSlots, IntArray]:
         """The pane's large-column slots laid out, with their counts (at least one large
-        column)."""
-        if pane.laid is None:
-            pane.laid = (np.concatenate([pane.slots[j].astype(self.starts.dtype) + start
-                                         for j, start in zip(self.columns, self.starts[:-1],
-                                                             strict=True)]),
-                         np.concatenate([pane.counts[j] for j in self.columns]))
-        return pane.laid
+        column). Laid out anew at each use (adding the pane, its histograms, evicting it):
+        kept, it would double what a closed pane holds."""
+        return (np.concatenate([pane.slots[j].astype(self.starts.dtype) + start
+                                for j, start in zip(self.columns, self.starts[:-1],
+                                                    strict=True)]),
+                np.concatenate([pane.counts[j] for j in self.columns]))
 
     def merge(self, slots: LaidSlots, counts: IntArray,
               more: LaidSlots, more_counts: IntArray
