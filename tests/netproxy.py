@@ -106,7 +106,7 @@ class Proxy:
                         server.sendall(data)
                     else:
                         client.sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: select() on a socket closed meanwhile
             return
         finally:
             if not self.partitioned.is_set():
