@@ -22,8 +22,8 @@ def _reference(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def _windows(rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
-    """Windows the same as the reference, shifted, beyond its maximum, on its values,
-    a few values long (short blocks), and one with a column all missing."""
+    """Windows like the reference, shifted, beyond its maximum, a few values long (short
+    blocks), and one with a column all missing."""
     def live(size: int, shift: float) -> dict[str, np.ndarray]:
         return {"continuous": rng.normal(shift, 1, size),
                 "tied": np.round(rng.uniform(shift, 100 + shift, size), 2),
