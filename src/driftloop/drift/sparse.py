@@ -74,8 +74,7 @@ class SparseStatistics:
     Building it moves the numeric columns' reference cumulative counts into one shared
     array (each profile keeps a view of its part): the reference is held once, as before."""
 
-    def __init__(self, profiles: Sequence[FeatureProfile],
-                 starts: LaidSlots,
+    def __init__(self, profiles: Sequence[FeatureProfile], starts: LaidSlots,
                  width: int) -> None:
         self.rows = len(profiles)
         self.width = width
@@ -84,28 +83,30 @@ class SparseStatistics:
         numeric = [p for p in profiles if isinstance(p, NumericProfile)]
         dtype = np.result_type(np.int32, *(p.cumulative.dtype for p in numeric))
         self._reference = np.zeros(halves[-1], dtype=dtype)
-        edges, bins = [], []
-        for profile, half, start in zip(profiles, halves[:-1], starts[:-1].tolist(), strict=True):
-            if isinstance(profile, NumericProfile):
-                part = self._reference[half : half + profile.cumulative.size]
-                part[:] = profile.cumulative
-                profile.cumulative = part
-                edges.append(profile.bin_slot_edges + start)
-                bins.append(profile.bin_slot_edges.size - 1)
-            else:
-                bins.append(0)
+        # Consecutive edges of one column bound a bin; between columns they bound none:
+        # a bin's count is the difference at ``picks`` of the edges' running counts, and
+        # lands at ``targets`` in the rows x width histogram matrix.
+        edges: list[npt.NDArray[np.integer]] = []
+        picks = [np.zeros(0, dtype=np.intp)]
+        targets = [np.zeros(0, dtype=np.intp)]
+        first_edge = 0
+        for row, (profile, half, start) in enumerate(zip(profiles, halves[:-1],
+                                                         starts[:-1].tolist(), strict=True)):
+            if not isinstance(profile, NumericProfile):
+                continue
+            part = self._reference[half : half + profile.cumulative.size]
+            part[:] = profile.cumulative
+            profile.cumulative = part
+            edges.append(profile.bin_slot_edges + start)
+            bins = np.arange(profile.bin_slot_edges.size - 1)
+            picks.append(first_edge + bins)
+            targets.append(row * width + bins)
+            first_edge += profile.bin_slot_edges.size
         self._numeric = np.array([isinstance(p, NumericProfile) for p in profiles], dtype=bool)
         self._n_float = np.array([p.n for p in profiles], dtype=np.float64)
         self._edges = (np.concatenate(edges) if edges else np.zeros(0)).astype(starts.dtype)
-        # Consecutive edges of one column bound a bin; between columns they bound none.
-        first_edges = np.cumsum([0, *(b + 1 for b in bins if b)])[:-1].tolist()
-        self._bin_pick = np.concatenate(
-            [np.zeros(0, dtype=np.intp)]
-            + [start + np.arange(b) for start, b in zip(first_edges, [b for b in bins if b],
-                                                         strict=True)])
-        self._bin_target = np.concatenate(
-            [np.zeros(0, dtype=np.intp)] + [row * width + np.arange(b)
-                                             for row, b in enumerate(bins)])
+        self._bin_pick = np.concatenate(picks)
+        self._bin_target = np.concatenate(targets)
 
     def evaluate(self, slots: LaidSlots, counts: IntArray
                  ) -> tuple[IntArray, FloatArray, IntArray]:

@@ -102,7 +102,8 @@ class ModelService:
         # collector's way, so full collections under load stay short (p99 latency). A
         # served request allocates a few hundred container objects, so the default
         # threshold (700) ran a young collection every few requests: at 100,000 the
-        # server answered 5-8 % more requests per CPU-second (benchmarks/serve_bench.py).
+        # server spent 4-7 % less CPU per request (benchmarks/serve_bench.py, per-thread
+        # CPU under the same load).
         gc.collect()
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
