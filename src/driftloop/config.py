@@ -124,8 +124,10 @@ class Settings(BaseModel):
         "a busy machine slow training by 10-40x."))
     # serving
     max_batch: PositiveInt = Field(64, description="Rows per model call.")
-    max_wait_ms: float = Field(10.0, ge=0, description="How long a batch waits for company "
-                               "under load (measured: benchmarks/serve_bench.py).")
+    max_wait_ms: float = Field(10.0, ge=0, description="The longest a batch waits for company "
+                               "under load; it runs sooner once rows stop coming (a lull of "
+                               "four usual gaps between rows). Measured: "
+                               "benchmarks/serve_bench.py.")
     max_queue: PositiveInt = Field(2048, description="Queued rows before 503.")
     max_body_bytes: PositiveInt = Field(1_000_000, description="Largest request body.")
     max_batch_rows: PositiveInt = Field(1000, description="Rows in one /predict/batch.")

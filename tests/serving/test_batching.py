@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from driftloop.serving import batching
 from driftloop.serving.batching import BatchingQueue, QueueFullError
 
 
@@ -65,10 +66,14 @@ def test_rows_are_refused_once_the_expected_wait_passes_the_target() -> None:
     assert served * row_seconds < 0.5  # the admitted ones were due within a few targets
 
 
-def test_a_batch_gathers_company_without_a_task_per_row_and_runs_once_full() -> None:
+def test_a_batch_gathers_company_without_a_task_per_row_and_runs_once_full(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Under load a batch waits up to max_wait_ms for company; the rows it waits for cost
     no task each (issue 14: a task and a timer per row on the event loop), and a full
-    batch runs at once instead of waiting out max_wait_ms."""
+    batch runs at once instead of waiting out max_wait_ms. (No lull here: the test holds
+    rows back on purpose, and a busy machine may pause it for milliseconds.)"""
+    monkeypatch.setattr(batching, "MIN_LULL_MS", 60_000.0)
+
     async def main() -> None:
         batches: list[int] = []
 
@@ -101,6 +106,44 @@ def _recording() -> tuple[list[int], Any]:
         return [r["x"] for r in rows]
 
     return batches, model
+
+
+def test_a_batch_runs_at_a_lull_instead_of_waiting_out_max_wait() -> None:
+    """Closed-loop clients send a burst, then nothing until it is answered: the batch runs
+    once rows stop coming, not after max_wait_ms (issue 14: with 32 clients every batch
+    held its 32 rows within a millisecond, then waited 9 more for none)."""
+    async def main() -> tuple[list[int], float]:
+        batches, model = _recording()
+        queue = BatchingQueue(model, max_batch=64, max_wait_ms=60_000)
+        await queue.start()
+        started = time.monotonic()
+        burst = [queue.enqueue({"x": i}) for i in range(10)]  # more than one: busy
+        assert await asyncio.wait_for(asyncio.gather(*burst), 30) == list(range(10))
+        await queue.stop()
+        return batches, time.monotonic() - started
+
+    batches, waited = asyncio.run(main())
+    assert batches[-1] == 10 and waited < 30
+
+
+def test_steady_rows_keep_filling_the_batch() -> None:
+    """Rows that keep coming (two every 80 ms: the lull rule waits 140 ms once it has
+    learnt the usual gap) are no lull: each batch fills up to max_batch."""
+    async def main() -> list[int]:
+        batches, model = _recording()
+        queue = BatchingQueue(model, max_batch=8, max_wait_ms=1_000)
+        await queue.start()
+        answers = []
+        for pair in range(24):
+            answers += [queue.enqueue({"x": 2 * pair}), queue.enqueue({"x": 2 * pair + 1})]
+            await asyncio.sleep(0.08)
+        assert await asyncio.wait_for(asyncio.gather(*answers), 30) == list(range(48))
+        await queue.stop()
+        return batches
+
+    batches = asyncio.run(main())
+    # 48 rows in full batches: six of 8 (a pause of the machine may split one)
+    assert batches.count(8) >= 4, batches
 
 
 def test_patient_rows_wait_longer_for_a_full_batch() -> None:
