@@ -126,7 +126,7 @@ class Settings(BaseModel):
     max_batch: PositiveInt = Field(64, description="Rows per model call.")
     max_wait_ms: float = Field(10.0, ge=0, description="The longest a batch waits for company "
                                "under load; it runs sooner once rows stop coming (a lull of "
-                               "four usual gaps between rows). Measured: "
+                               "eight usual gaps between rows). Measured: "
                                "benchmarks/serve_bench.py.")
     max_queue: PositiveInt = Field(2048, description="Queued rows before 503.")
     max_body_bytes: PositiveInt = Field(1_000_000, description="Largest request body.")

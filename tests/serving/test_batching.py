@@ -127,7 +127,7 @@ def test_a_batch_runs_at_a_lull_instead_of_waiting_out_max_wait() -> None:
 
 
 def test_steady_rows_keep_filling_the_batch() -> None:
-    """Rows that keep coming (two every 80 ms: the lull rule waits 140 ms once it has
+    """Rows that keep coming (two every 80 ms: the lull rule waits 280 ms once it has
     learnt the usual gap) are no lull: each batch fills up to max_batch."""
     async def main() -> list[int]:
         batches, model = _recording()
