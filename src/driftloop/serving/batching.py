@@ -9,11 +9,11 @@ moving average; at least :data:`MIN_LULL_MS`). Closed-loop clients send their ne
 requests in a burst after each batch's answers, and then nothing comes until the batch
 is scored: with 32 clients and ``max_wait_ms`` 10, every batch held all 32 rows within
 about a millisecond and then waited 9 more for none (issue 14, the same server
-interleaved: 1,120-1,140 requests/s without the rule, 1,560-1,700 with it, and 2-9 %
-less CPU per request). Steady traffic keeps filling the batch, since a gap of eight
-average gaps is rare (e^-8, 0.03 %, for random arrivals: with a 4 ms model and 1,500 to
-6,000 random requests a second, batches held 1-2 % fewer rows than without the rule;
-with four gaps, 5-8 % fewer).
+interleaved: 40-52 % more requests/s with the rule and 2-9 % less CPU per request).
+Steady traffic keeps filling the batch, since a gap of eight average gaps is rare
+(e^-8, 0.03 %, for random arrivals: with a 4 ms model and 1,500 to 6,000 random requests
+a second, batches held 1-2 % fewer rows than without the rule; with four gaps, 5-8 %
+fewer).
 
 A *patient* row (:meth:`enqueue` with ``patient=True``: a shadow mirror, whose answer no
 client waits for) lets a batch of patient rows only wait ``patient_wait_ms`` for company
@@ -246,10 +246,10 @@ class BatchingQueue:
         loop = asyncio.get_running_loop()
         wake: asyncio.Future[None] = loop.create_future()
         self._wake, self._wanted, self._patient = wake, wanted, patient
-        deadline = loop.time() + wait
-        self._timer = (loop.call_later(wait, _resolve, wake) if patient
-                       else loop.call_at(min(deadline, self._lull_end()), self._lull, wake,
-                                         deadline))
+        if patient:
+            self._timer = loop.call_later(wait, _resolve, wake)
+        else:
+            self._lull(wake, loop.time() + wait)
         try:
             await wake
         finally:
@@ -263,8 +263,8 @@ class BatchingQueue:
         return self._last_arrival + max(LULL_GAPS * self._gap, MIN_LULL_MS / 1000)
 
     def _lull(self, wake: asyncio.Future[None], deadline: float) -> None:
-        """The gathering batch's timer: run it at a lull or at its deadline, else look
-        again when the latest row's lull would begin."""
+        """Run the gathering batch at a lull or at its deadline, else look again (a timer)
+        when the latest row's lull would begin."""
         loop = asyncio.get_running_loop()
         end = min(deadline, self._lull_end())
         if loop.time() >= end:
