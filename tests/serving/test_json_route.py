@@ -8,6 +8,7 @@ from typing import Any
 
 import fastapi.routing
 import pytest
+import starlette.routing
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from tests.served_model import example_rows
@@ -120,3 +121,27 @@ def test_a_good_body_skips_fastapis_dependency_solving(
                            ).status_code == 200
         assert client.post("/predict", json={"features": {}}).status_code == 422
     assert solved == ["/predict"]  # only the refused body went FastAPI's way
+
+
+def test_a_good_body_skips_the_router_and_a_refused_one_gets_its_answer_there(
+        served_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DirectRoutes answers a JSON POST to /predict before Starlette's router; a body the
+    fast validation refuses, and any other content type, still reach the route."""
+    handled: list[str] = []
+    handle = starlette.routing.Route.handle
+
+    async def counting(self: starlette.routing.Route, scope: Any, *args: Any) -> None:
+        handled.append(scope["path"])
+        await handle(self, scope, *args)
+
+    monkeypatch.setattr(starlette.routing.Route, "handle", counting)
+    with TestClient(create_app(served_settings)) as client:
+        assert client.post("/predict", json={"features": ROW}).status_code == 200
+        assert client.post("/predict/batch", json={"rows": [{"features": ROW}]}
+                           ).status_code == 200
+        assert handled == []
+        assert client.post("/predict", json={"features": {}}).status_code == 422
+        assert client.post("/predict", content=_body({"features": ROW}),
+                           headers={"content-type": "text/plain"}).status_code == 422
+        assert client.get("/healthz").status_code == 200
+    assert handled == ["/predict", "/predict", "/healthz"]

@@ -190,7 +190,7 @@ def test_bad_traffic_names_the_field(kw: dict[str, Any], field: str) -> None:
 
 
 def test_a_slow_mirror_times_out_to_none_and_costs_no_task() -> None:
-    """A mirror is a queued row and a timer (issue 14: two tasks per mirrored request
+    """A mirror is a queued row and a deadline (issue 14: two tasks per mirrored request
     before); a candidate slower than candidate_timeout still reads as a timeout."""
     async def main() -> None:
         router = await router_with(Tagged("a"), Tagged("b", delay=0.3), Traffic("shadow"),
@@ -200,5 +200,31 @@ def test_a_slow_mirror_times_out_to_none_and_costs_no_task() -> None:
         assert routed.mirror is not None and len(asyncio.all_tasks()) == baseline
         assert await asyncio.wait_for(routed.mirror, 10) is None
         assert router.counters.candidate_timeouts == 1 and router.counters.candidate_errors == 0
+        await router.close()
+    asyncio.run(main())
+
+
+def test_each_mirror_times_out_on_its_own_deadline_and_an_answered_one_never() -> None:
+    """Mirrors share one timer (their deadlines come in order): each of several slow ones
+    still fails candidate_timeout after it was sent, not when the first one's does."""
+    async def main() -> None:
+        router = await router_with(Tagged("a"), Tagged("b", delay=0.4), Traffic("shadow"),
+                                   candidate_timeout=0.2)
+        loop = asyncio.get_running_loop()
+        sent, failed = [], []
+        for i in range(3):
+            routed = await router.predict({"x": i}, f"k{i}")
+            assert routed.mirror is not None
+            sent.append(loop.time())
+            routed.mirror.add_done_callback(lambda f: failed.append(loop.time()))
+            await asyncio.sleep(0.15)
+        await asyncio.sleep(0.6)
+        assert len(failed) == 3 and router.counters.candidate_timeouts == 3
+        for at, out in zip(sent, failed, strict=True):
+            assert 0.2 <= out - at < 0.45, (at, out)
+        router.candidate_timeout = 5.0
+        routed = await router.predict({"x": 9}, "k9")
+        assert routed.mirror is not None and await routed.mirror == "b:9"
+        assert router.counters.candidate_timeouts == 3
         await router.close()
     asyncio.run(main())

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.models.base import UntrustedArtifactError, read_manifest, write_manifest
+from driftloop.models.served import rows_frame
 
 FORMAT: Final = "driftloop.booster/1"
 MANIFEST: Final = "booster.json"
@@ -242,7 +243,7 @@ class BoosterModel:
         """``{"prediction": label, "score": P(classes[1])}`` per row for a binary model,
         ``{"prediction": label}`` for a multiclass one, ``{"prediction": value}`` else: the
         outputs :class:`~driftloop.models.served.SklearnServed` gives."""
-        frame = pd.DataFrame.from_records(list(rows), columns=list(self.features))
+        frame = rows_frame(rows, self.features)
         scores = self.predict_scores(frame)
         if self.task == "regression":
             return [{"prediction": float(v)} for v in scores.reshape(-1).tolist()]

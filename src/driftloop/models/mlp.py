@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from driftloop.models.base import UntrustedArtifactError, read_manifest, write_manifest
+from driftloop.models.served import rows_frame
 
 FORMAT: Final = "driftloop.mlp/1"
 WEIGHTS: Final = "weights.npz"
@@ -252,7 +253,7 @@ class MLPModel:
     def predict_batch(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """``{"prediction": label}`` per row, plus ``"score"`` = P(``classes[1]``) when
         binary: the outputs :class:`~driftloop.models.served.SklearnServed` gives."""
-        frame = pd.DataFrame.from_records(list(rows), columns=self.features)
+        frame = rows_frame(rows, self.features)
         proba = self.predict_proba(frame)
         labels = [self.classes[i] for i in proba.argmax(axis=1).tolist()]
         if len(self.classes) != 2:

@@ -35,7 +35,7 @@ class SklearnServed:
                         and hasattr(estimator, "predict_proba"))
 
     def predict_batch(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        frame = pd.DataFrame.from_records(list(rows), columns=self.features)
+        frame = rows_frame(rows, self.features)
         if not self._binary:
             return [{"prediction": label}
                     for label in np.asarray(self.estimator.predict(frame)).tolist()]
@@ -45,6 +45,20 @@ class SklearnServed:
         labels = np.asarray(self.estimator.classes_)[proba.argmax(axis=1)].tolist()
         return [{"prediction": label, "score": score}
                 for label, score in zip(labels, proba[:, 1].tolist(), strict=True)]
+
+
+def rows_frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
+    """The rows as a DataFrame with ``columns``, in that order, under a plain (object)
+    column index. pandas 3 gives a list of names an Arrow-backed string index, and a
+    pipeline that selects columns by name (``ColumnTransformer``: ``.loc`` per
+    transformer) then pays for pyarrow ``take`` and ``get_indexer`` on every call: the
+    plain index cut the served pipeline's call from 2.85 to 2.48 ms on 30 rows (issue 14),
+    and each pyarrow call also hands the GIL to the event loop mid-batch.
+
+    >>> rows_frame([{"b": 1, "a": "x"}], ["a", "b"]).columns.tolist()
+    ['a', 'b']
+    """
+    return pd.DataFrame.from_records(list(rows), columns=pd.Index(list(columns), dtype=object))
 
 
 def served(model: Any, features: Sequence[str]) -> ServedModel:

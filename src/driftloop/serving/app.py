@@ -54,7 +54,7 @@ from driftloop.serving import auth, schemas
 from driftloop.serving.batching import QueueFullError
 from driftloop.serving.compose import build_service
 from driftloop.serving.errors import ErrorGuard, error_response
-from driftloop.serving.json_route import JsonBodyRoute
+from driftloop.serving.json_route import DirectRoutes, JsonBodyRoute
 from driftloop.serving.limits import BodyGuard
 from driftloop.serving.log_health import LogMetrics, log_state
 from driftloop.serving.reference import FeatureSpec
@@ -129,7 +129,7 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
-        _add_predict_routes(app, service, settings)
+        _add_predict_routes(app, service, settings, direct)
         _add_dashboard(app)
         if settings.log_predictions:
             retention.start()
@@ -144,7 +144,10 @@ def create_app(settings: Settings, service: ModelService | None = None) -> FastA
     app.state.retention = retention
     _add_error_handlers(app)
     # Plain ASGI middleware; the last added runs first: the metrics (which see every
-    # answer), the Origin check, the body, then the guard that answers escaped errors.
+    # answer), the Origin check, the body, the guard that answers escaped errors, then
+    # the prediction routes' way past the router (filled once the routes exist).
+    direct: dict[str, JsonBodyRoute] = {}
+    app.add_middleware(DirectRoutes, routes=direct, exception_handlers=app.exception_handlers)
     app.add_middleware(ErrorGuard)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes,
                        timeout=settings.body_timeout)
@@ -348,8 +351,10 @@ def _add_dashboard(app: FastAPI) -> None:
                            "build` in dashboard/); the API is at /docs"}
 
 
-def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings) -> None:
-    """Routes whose bodies depend on the champion's schema, added once it is known."""
+def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings,
+                        direct: dict[str, JsonBodyRoute]) -> None:
+    """Routes whose bodies depend on the champion's schema, added once it is known (and
+    put in ``direct``, :class:`DirectRoutes`' table)."""
     if any(getattr(r, "path", None) == "/predict" for r in app.router.routes):
         return
     predict_model, batch_model = request_models(service.reference.features,
@@ -394,6 +399,7 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings)
     # First in the routing table: Starlette tries every route in turn, and matching the
     # twenty before them cost /predict ~20 us per request. (/openapi.json lists them first.)
     app.router.routes[:] = [*app.router.routes[len(others):], *others]
+    DirectRoutes.add(direct, app.router.routes)
     app.openapi_schema = None  # rebuild /openapi.json with the real fields
 
 
