@@ -54,7 +54,7 @@ from driftloop.serving import auth, schemas
 from driftloop.serving.batching import QueueFullError
 from driftloop.serving.compose import build_service
 from driftloop.serving.errors import ErrorGuard, error_response
-from driftloop.serving.json_route import DirectRoutes, JsonBodyRoute
+from driftloop.serving.json_route import DirectRoutes, JsonBodyRoute, json_body_routes
 from driftloop.serving.limits import BodyGuard
 from driftloop.serving.log_health import LogMetrics, log_state
 from driftloop.serving.reference import FeatureSpec
@@ -399,7 +399,7 @@ def _add_predict_routes(app: FastAPI, service: ModelService, settings: Settings,
     # First in the routing table: Starlette tries every route in turn, and matching the
     # twenty before them cost /predict ~20 us per request. (/openapi.json lists them first.)
     app.router.routes[:] = [*app.router.routes[len(others):], *others]
-    DirectRoutes.add(direct, app.router.routes)
+    direct.update(json_body_routes(app.router.routes))
     app.openapi_schema = None  # rebuild /openapi.json with the real fields
 
 

@@ -26,7 +26,7 @@ interleaved).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import pydantic_core
@@ -99,11 +99,11 @@ class DirectRoutes:
     fast validation refuses, to ``app`` as ever.
 
     Behind a ``root_path`` (a proxy's prefix) every request takes the router's way, which
-    knows how to strip it. What the router would have done for the route, it does too:
-    the scope names the route
-    (the request metrics label by it), and an exception goes to the app's handler for its
-    kind (``exception_handlers``, FastAPI's, looked up by the exception's MRO as Starlette
-    does); one without a handler goes on to the outer middlewares, as from the router.
+    knows how to strip it. What the router would have done for the route, it does too: the
+    scope names the route (the request metrics label by it), and an exception goes to the
+    app's handler for its kind (``exception_handlers``, FastAPI's, looked up by the
+    exception's MRO as Starlette does); one without a handler goes on to the outer
+    middlewares, as from the router.
     """
 
     def __init__(self, app: ASGIApp, routes: Mapping[str, JsonBodyRoute],
@@ -135,13 +135,10 @@ class DirectRoutes:
             return
         await response(scope, receive, send)
 
-    @staticmethod
-    def add(routes: MutableMapping[str, JsonBodyRoute], candidates: Iterable[BaseRoute]
-            ) -> None:
-        """Put the JsonBodyRoutes among ``candidates`` in ``routes`` (by path)."""
-        for route in candidates:
-            if isinstance(route, JsonBodyRoute):
-                routes[route.path] = route
+
+def json_body_routes(routes: Iterable[BaseRoute]) -> dict[str, JsonBodyRoute]:
+    """The JsonBodyRoutes among ``routes``, by path: :class:`DirectRoutes`' table."""
+    return {route.path: route for route in routes if isinstance(route, JsonBodyRoute)}
 
 
 def content_type(scope: Scope) -> bytes | None:
