@@ -41,6 +41,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from driftloop.config import Settings
 from driftloop.errors import ConfigError
+from driftloop.serving.limits import header
 
 logger = logging.getLogger(__name__)
 
@@ -150,8 +151,8 @@ class OriginGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "websocket" or (kind == "http" and scope["method"] not in SAFE_METHODS):
-            origin = _header(scope, b"origin")
-            if origin is not None and not self._allowed(origin, _header(scope, b"host")):
+            origin = header(scope, b"origin")
+            if origin is not None and not self._allowed(origin, header(scope, b"host")):
                 await self._refuse(kind, origin, send)
                 return
         await self.app(scope, receive, send)
@@ -177,13 +178,6 @@ class OriginGuard:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
 
 
 _PATH = re.compile(r"(?<![\w.~])(?:/[^\s/'\"():,]+)+/?")

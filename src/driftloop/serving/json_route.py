@@ -37,10 +37,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from driftloop.serving.limits import read_body, replaying
+from driftloop.serving.limits import header, read_body, replaying
 
 #: The content type the fast path takes; any other (with parameters, +json...) is FastAPI's.
-JSON = b"application/json"
+JSON = "application/json"
 
 
 class JsonBodyRoute(APIRoute):
@@ -83,7 +83,7 @@ class JsonBodyRoute(APIRoute):
                             media_type="application/json")
 
         async def handler(request: Request) -> Response:
-            if content_type(request.scope) != JSON:
+            if header(request.scope, b"content-type") != JSON:
                 return await generic(request)
             response = await answer(await request.body(), request)
             return response if response is not None else await generic(request)
@@ -113,7 +113,7 @@ class DirectRoutes:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = (self.routes.get(scope["path"]) if scope["type"] == "http"
                  and scope["method"] == "POST" and not scope.get("root_path") else None)
-        if route is None or content_type(scope) != JSON:
+        if route is None or header(scope, b"content-type") != JSON:
             await self.app(scope, receive, send)
             return
         raw = await read_body(receive)
@@ -140,10 +140,3 @@ def json_body_routes(routes: Iterable[BaseRoute]) -> dict[str, JsonBodyRoute]:
     """The JsonBodyRoutes among ``routes``, by path: :class:`DirectRoutes`' table."""
     return {route.path: route for route in routes if isinstance(route, JsonBodyRoute)}
 
-
-def content_type(scope: Scope) -> bytes | None:
-    """The raw Content-Type header (no Headers object is built for it)."""
-    for key, value in scope["headers"]:
-        if key == b"content-type":
-            return bytes(value)
-    return None

@@ -40,30 +40,37 @@ class BodyGuard:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
+        declared = header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await _error(send, 413, f"the body is larger than {self.max_bytes} bytes")
             return
-        chunks: list[bytes] = []
         size = 0
-        while True:
-            try:
-                message = await receive_within(receive, self.timeout)
-            except TimeoutError:
-                await _error(send, 408, f"the body was not received within {self.timeout:g} "
-                             "s of its previous part")
-                return
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
+
+        async def guarded() -> Message:
+            """The next part of the body, within the timeout and the size limit."""
+            nonlocal size
+            message = await receive_within(receive, self.timeout)
+            size += len(message.get("body", b""))
             if size > self.max_bytes:
-                await _error(send, 413, f"the body is larger than {self.max_bytes} bytes")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        await self.app(scope, replaying(b"".join(chunks), receive), send)
+                raise _TooLargeError
+            return message
+
+        try:
+            body = await read_body(guarded)
+        except TimeoutError:
+            await _error(send, 408, f"the body was not received within {self.timeout:g} "
+                         "s of its previous part")
+            return
+        except _TooLargeError:
+            await _error(send, 413, f"the body is larger than {self.max_bytes} bytes")
+            return
+        if body is None:  # the client went away
+            return
+        await self.app(scope, replaying(body, receive), send)
+
+
+class _TooLargeError(Exception):
+    """A body grew past ``max_bytes`` while :class:`BodyGuard` read it."""
 
 
 async def receive_within(receive: Receive, timeout: float) -> Message:
@@ -138,7 +145,8 @@ async def _error(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
+    """The raw value of the request header ``name`` (lower case), no Headers object built."""
     for key, value in scope["headers"]:
         if key == name:
             return bytes(value).decode("latin-1")
