@@ -14,6 +14,7 @@ kind. Classes that were a ``ValueError``, ``LookupError``, ``TypeError`` or
     │   ├── SnapshotInputError                              driftloop.data.snapshots
     │   ├── TableReadError                                  driftloop.tables
     │   ├── PushError                                       driftloop.models.push
+    │   ├── BodyTooLargeError                               driftloop.serving.limits
     │   └── UnsupportedModelError (TypeError)               driftloop.models.base
     ├── NotFoundError (LookupError)       no such thing: HTTP 404
     │   ├── ModelNotFoundError                              driftloop.registry

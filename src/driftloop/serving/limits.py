@@ -27,6 +27,8 @@ from typing import Any, cast
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from driftloop.errors import InputError
+
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -52,7 +54,7 @@ class BodyGuard:
             message = await receive_within(receive, self.timeout)
             size += len(message.get("body", b""))
             if size > self.max_bytes:
-                raise _TooLargeError
+                raise BodyTooLargeError(f"the body is larger than {self.max_bytes} bytes")
             return message
 
         try:
@@ -61,16 +63,18 @@ class BodyGuard:
             await _error(send, 408, f"the body was not received within {self.timeout:g} "
                          "s of its previous part")
             return
-        except _TooLargeError:
-            await _error(send, 413, f"the body is larger than {self.max_bytes} bytes")
+        except BodyTooLargeError as exc:
+            await _error(send, 413, str(exc))
             return
         if body is None:  # the client went away
             return
         await self.app(scope, replaying(body, receive), send)
 
 
-class _TooLargeError(Exception):
-    """A body grew past ``max_bytes`` while :class:`BodyGuard` read it."""
+class BodyTooLargeError(InputError):
+    """A body grew past ``max_bytes`` while :class:`BodyGuard` read it (answered 413)."""
+
+    field = "body"
 
 
 async def receive_within(receive: Receive, timeout: float) -> Message:
