@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from driftloop import db
 from driftloop.events import EventBus
@@ -34,6 +35,21 @@ def test_each_kind_keeps_its_newest_rows_per_model(db_url: str) -> None:
     assert rows == 3 + 1 + 3
     with pytest.raises(ValueError, match="unknown history kind 'nope'"):
         mine.record("nope", {}, 0.0)
+    engine.dispose()
+
+
+def test_an_evaluations_point_and_report_are_stored_together_or_not_at_all(
+        db_url: str) -> None:
+    """The recorder writes an evaluation's drift point and its report in one transaction:
+    a restarted server must never find the point without its report."""
+    engine = db.create_engine(db_url)
+    history = FeedHistory(engine, "a")
+    with pytest.raises((TypeError, sa.exc.StatementError), match="not JSON serializable"):
+        history.record_all([("drift", {"pane_id": 1}, 1000.0),
+                            ("report", {"unstorable": object()}, 1000.0)])
+    assert history.newest("drift") is None and history.newest("report") is None
+    history.record_all([("drift", {"pane_id": 1}, 1000.0), ("report", {"pane_id": 1}, 1000.0)])
+    assert history.newest("drift") == history.newest("report") == {"pane_id": 1}
     engine.dispose()
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,18 +58,25 @@ class FeedHistory:
     def record(self, kind: str, data: Mapping[str, Any], at: float) -> None:
         """Append one point of ``kind`` (a key of ``keep``) and drop the oldest beyond the
         bound, in one transaction. ``at`` is epoch seconds."""
-        if kind not in self.keep:
-            raise ValueError(f"unknown history kind {kind!r}: one of {sorted(self.keep)}")
+        self.record_all([(kind, data, at)])
+
+    def record_all(self, points: Sequence[tuple[str, Mapping[str, Any], float]]) -> None:
+        """:meth:`record` each ``(kind, data, at)``, all in one transaction: all of them
+        are stored or none (an evaluation's drift point and its full report)."""
+        for kind, _, _ in points:
+            if kind not in self.keep:
+                raise ValueError(f"unknown history kind {kind!r}: one of {sorted(self.keep)}")
         table = db.feed_history
-        mine = sa.and_(table.c.model_name == self.model_name, table.c.kind == kind)
-        # The id of the newest row that falls outside the bound (NULL while within it).
-        cutoff = (sa.select(table.c.id).where(mine).order_by(table.c.id.desc())
-                  .offset(self.keep[kind]).limit(1).scalar_subquery())
         with db.transaction(self.engine) as conn:
-            conn.execute(table.insert().values(
-                model_name=self.model_name, kind=kind,
-                at=datetime.fromtimestamp(at, tz=UTC), data=_json_safe(dict(data))))
-            conn.execute(table.delete().where(mine, table.c.id <= cutoff))
+            for kind, data, at in points:
+                mine = sa.and_(table.c.model_name == self.model_name, table.c.kind == kind)
+                # The id of the newest row outside the bound (NULL while within it).
+                cutoff = (sa.select(table.c.id).where(mine).order_by(table.c.id.desc())
+                          .offset(self.keep[kind]).limit(1).scalar_subquery())
+                conn.execute(table.insert().values(
+                    model_name=self.model_name, kind=kind,
+                    at=datetime.fromtimestamp(at, tz=UTC), data=_json_safe(dict(data))))
+                conn.execute(table.delete().where(mine, table.c.id <= cutoff))
 
     def read(self) -> dict[str, list[dict[str, Any]]]:
         """Every kind's points, oldest first (each kind present, possibly empty)."""
@@ -134,8 +141,10 @@ class FeedRecorder:
                 return
             point = drift_point(data)
             at = point["at"] or event.at
-            await asyncio.to_thread(self.history.record, "drift", point, at)
-            await asyncio.to_thread(self.history.record, "report", data, at)
+            # One transaction: a shutdown between two writes left a drift point without
+            # its report, and a restarted server then showed the report before it.
+            await asyncio.to_thread(self.history.record_all,
+                                    [("drift", point, at), ("report", data, at)])
         elif event.topic == "alarm":
             await asyncio.to_thread(self.history.record, "alarm", alarm(data),
                                     data["detected_at"])
